@@ -1,0 +1,222 @@
+"""The ``server`` object: what notebooks, dashboards and server code call.
+
+``server.call("name", ...)`` blocks until the result arrives and shows every
+Form's loading indicator meanwhile; ``call_s`` and ``no_loading_indicator``
+skip the indicator; ``call_async`` is awaitable.  In a worker the same calls
+go to the host through the worker's own channel (server-to-server calls).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from . import errors
+from .codec import decode_json, encode_arguments
+from .connection import Connection, Endpoint, find_endpoint
+from .loading import loading
+from .portable import portable_class
+from .registry import functions
+from .remote_errors import error_from_data
+from .wire import Parts, Route
+
+__all__ = ["CallContext", "Server", "Transport", "connect", "server"]
+
+FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
+MAX_NAME_LENGTH = 200
+
+
+class Transport(Protocol):
+    """Something that sends a request and returns the reply's route and parts."""
+
+    def request(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]: ...
+
+    async def request_async(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]: ...
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling: set by the runtime while a server function runs."""
+
+    client_type: str = "none"
+    client_id: str = ""
+    function: str = ""
+    call_id: str = ""
+
+
+_quiet: contextvars.ContextVar[int] = contextvars.ContextVar("greenroom_quiet", default=0)
+
+
+class _NoLoadingIndicator:
+    """``with server.no_loading_indicator:`` - calls inside show no spinner."""
+
+    def __enter__(self) -> None:
+        _quiet.set(_quiet.get() + 1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _quiet.set(max(0, _quiet.get() - 1))
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"server.call needs the function's name as a str, not {type(name).__name__}")
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"server function names are 1 to {MAX_NAME_LENGTH} characters long")
+    return name
+
+
+def result_from_reply(route: Route, parts: Parts) -> Any:
+    """The value of a call reply, or raise its error."""
+    if route.get("ok"):
+        return decode_json(parts[1], parts[2:])
+    try:
+        data = json.loads(bytes(parts[1]))
+    except (ValueError, RecursionError):
+        raise errors.WireError("malformed error reply from the host") from None
+    raise error_from_data(data)
+
+
+class Server:
+    """The greenroom API for calling and declaring server functions."""
+
+    SerializationError = errors.SerializationError
+    NoServerFunctionError = errors.NoServerFunctionError
+    RemoteError = errors.RemoteError
+    TimeoutError = errors.TimeoutError
+    ExecutionTerminatedError = errors.ExecutionTerminatedError
+    ConnectionError = errors.ConnectionError
+    GreenroomError = errors.GreenroomError
+
+    portable_class = staticmethod(portable_class)
+
+    def __init__(self) -> None:
+        self._transport: Transport | None = None
+        self._transport_lock = threading.Lock()
+        self._local_session: dict[str, Any] = {}
+        self._call_session: dict[str, Any] | None = None
+        self._call_context: CallContext | None = None
+        self.no_loading_indicator = _NoLoadingIndicator()
+
+    # -- declaring ---------------------------------------------------------
+    def callable(self, name_or_function: Any = None, *, timeout: float | None = None) -> Any:
+        """Make a function callable by name: ``@server.callable``, ``@server.callable("name")``,
+        ``@server.callable(timeout=5)``.  The function itself is returned unchanged."""
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValueError("timeout must be a positive number of seconds")
+
+        def register(function: FunctionT, name: str | None = None) -> FunctionT:
+            if not callable(function):
+                raise TypeError("@server.callable decorates a function")
+            functions.register(_check_name(name or function.__name__), function, timeout)
+            return function
+
+        if callable(name_or_function):
+            return register(name_or_function)
+        if name_or_function is not None and not isinstance(name_or_function, str):
+            raise TypeError("@server.callable takes a function, a name string, or timeout=")
+        return lambda function: register(function, name_or_function)
+
+    # -- calling -----------------------------------------------------------
+    def _get_transport(self) -> Transport:
+        if self._transport is None:
+            with self._transport_lock:
+                if self._transport is None:
+                    endpoint, tried = find_endpoint()
+                    if endpoint is None:
+                        raise errors.ConnectionError(
+                            "no greenroom host found; tried:\n  - " + "\n  - ".join(tried) + "\nRun this in a "
+                            "kernel started by JupyterLab or `jupyter server` with greenroom installed, or call "
+                            "greenroom.connect(url, token=...)"
+                        )
+                    self._transport = Connection(endpoint)
+        return self._transport
+
+    def set_transport(self, transport: Transport | None) -> None:
+        """Use ``transport`` for every call (``None``: find the host again on the next call)."""
+        with self._transport_lock:
+            previous, self._transport = self._transport, transport
+        if isinstance(previous, Connection) and previous is not transport:
+            previous.close()
+
+    @staticmethod
+    def _route(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Route, bytes, Parts]:
+        payload, buffers = encode_arguments(args, kwargs)
+        return {"kind": "call", "name": _check_name(name)}, payload, buffers
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call server function ``name`` and return its result; the loading indicator shows meanwhile."""
+        route, payload, buffers = self._route(name, args, kwargs)
+        transport = self._get_transport()
+        if _quiet.get():
+            return result_from_reply(*transport.request(route, payload, buffers))
+        loading.enter()
+        try:
+            return result_from_reply(*transport.request(route, payload, buffers))
+        finally:
+            loading.leave()
+
+    def call_s(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Like :meth:`call`, without the loading indicator."""
+        route, payload, buffers = self._route(name, args, kwargs)
+        return result_from_reply(*self._get_transport().request(route, payload, buffers))
+
+    async def call_async(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Await server function ``name`` from async code; the loading indicator shows meanwhile."""
+        route, payload, buffers = self._route(name, args, kwargs)
+        transport = self._get_transport()
+        quiet = bool(_quiet.get())
+        if not quiet:
+            loading.enter()
+        try:
+            return result_from_reply(*await transport.request_async(route, payload, buffers))
+        finally:
+            if not quiet:
+                loading.leave()
+
+    def request(self, kind: str) -> Any:
+        """Ask the host for ``functions``, ``status`` or ``reload`` (used by the magics)."""
+        route, parts = self._get_transport().request({"kind": kind})
+        return result_from_reply(route, parts)
+
+    # -- inside a call -----------------------------------------------------
+    @property
+    def session(self) -> dict[str, Any]:
+        """A dict per calling session, kept by the host across calls (a local dict outside calls)."""
+        return self._call_session if self._call_session is not None else self._local_session
+
+    @property
+    def context(self) -> CallContext:
+        """Who is calling the running server function."""
+        return self._call_context or CallContext()
+
+    @contextmanager
+    def running_call(self, session: dict[str, Any], context: CallContext) -> Iterator[None]:
+        """Set :attr:`session` and :attr:`context` for one call (used by the runtime)."""
+        self._call_session, self._call_context = session, context
+        try:
+            yield
+        finally:
+            self._call_session, self._call_context = None, None
+
+
+server = Server()
+
+
+def connect(url: str, token: str | None = None) -> Connection:
+    """Connect this process to the Jupyter server at ``url`` (authenticating with its token)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"greenroom.connect needs the server's http(s) URL, not {url!r}")
+    headers = {"Authorization": f"token {token}"} if token else {}
+    connection = Connection(Endpoint(url, headers, "greenroom.connect()"))
+    try:
+        connection._ensure_open()  # fail now, with the reason, rather than at the first call
+    except BaseException:
+        connection.close()
+        raise
+    server.set_transport(connection)
+    return connection

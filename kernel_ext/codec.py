@@ -1,0 +1,221 @@
+"""The value codec: Python values <-> JSON text plus binary buffers.
+
+Allowed values: None, bool, int, float, str, list, tuple (arrives as list),
+dict with str keys, ``datetime.datetime``, ``datetime.date``, Media and
+portable classes.  Anything else raises :class:`SerializationError` before
+anything is sent, naming the path of the bad value (``args[0]['tags']: set``).
+Never pickle.
+
+Special values are one-key dicts whose key starts with ``$``; a user dict of
+that shape is escaped as ``{"$dict": [[key, value], ...]}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from typing import Any, TypeAlias
+
+from .errors import SerializationError, WireError
+from .media import BlobMedia, Media, URLMedia
+from .portable import PortableRegistry, portable_classes, rebuild, state_of
+
+__all__ = [
+    "MAX_DEPTH",
+    "Buffers",
+    "decode",
+    "decode_arguments",
+    "decode_json",
+    "encode",
+    "encode_arguments",
+    "encode_json",
+]
+
+#: Deepest nesting of containers accepted in either direction.
+MAX_DEPTH = 200
+
+Jsonable: TypeAlias = Any
+Buffers: TypeAlias = list[bytes | memoryview]
+
+_ALLOWED = (
+    "None, bool, int, float, str, list, tuple, dict with str keys, datetime, date, "
+    "greenroom.Media and @server.portable_class classes"
+)
+_SCALARS = (str, int, float, type(None))
+
+
+class _Encoder:
+    def __init__(self, registry: PortableRegistry) -> None:
+        self.buffers: Buffers = []
+        self.registry = registry
+        self.active: set[int] = set()
+
+    def encode(self, value: Any, path: str, depth: int) -> Jsonable:
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            return value
+        if kind is int:
+            if -(2**53) < value < 2**53:
+                return value
+            try:
+                return {"$int": str(value)}
+            except ValueError:
+                raise SerializationError(f"{path}: int with more than 4300 digits is too large") from None
+        if kind is float:
+            return value if math.isfinite(value) else {"$float": repr(value)}
+        if depth >= MAX_DEPTH:
+            raise SerializationError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+        if kind is list or kind is tuple:
+            return self._container(value, path, depth, self._sequence)
+        if kind is dict:
+            return self._container(value, path, depth, self._mapping)
+        if isinstance(value, datetime.datetime):
+            return {"$dt": value.isoformat()}
+        if isinstance(value, datetime.date):
+            return {"$date": value.isoformat()}
+        if isinstance(value, URLMedia):
+            return {"$url": [value.url, value.content_type, value.name]}
+        if isinstance(value, Media):
+            self.buffers.append(value.get_bytes())
+            return {"$media": [len(self.buffers) - 1, value.content_type, value.name]}
+        name = self.registry.by_class.get(kind)
+        if name is not None:
+            return self._container(value, path, depth, lambda v, p, d: {"$obj": [name, self._portable(v, p, d)]})
+        if isinstance(value, bool | int | float | str):  # subclasses such as IntEnum or numpy scalars
+            return self._base_scalar(value, path, depth)
+        raise SerializationError(f"{path}: {kind.__qualname__} cannot be sent (allowed: {_ALLOWED})")
+
+    def _base_scalar(self, value: Any, path: str, depth: int) -> Jsonable:
+        for base in (bool, int, float, str):
+            if isinstance(value, base):
+                return self.encode(base(value), path, depth)
+        raise AssertionError("unreachable")
+
+    def _container(self, value: Any, path: str, depth: int, encode_items: Any) -> Jsonable:
+        marker = id(value)
+        if marker in self.active:
+            raise SerializationError(f"{path}: a cycle (the value contains itself)")
+        self.active.add(marker)
+        try:
+            return encode_items(value, path, depth + 1)
+        finally:
+            self.active.discard(marker)
+
+    def _sequence(self, value: list[Any] | tuple[Any, ...], path: str, depth: int) -> Jsonable:
+        return [self.encode(item, f"{path}[{index}]", depth) for index, item in enumerate(value)]
+
+    def _mapping(self, value: dict[Any, Any], path: str, depth: int) -> Jsonable:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise SerializationError(
+                    f"{path}: dict key {key!r} is a {type(key).__qualname__}; only str keys can be sent"
+                )
+            out[key] = self.encode(item, f"{path}[{key!r}]", depth)
+        if len(out) == 1 and next(iter(out)).startswith("$"):
+            return {"$dict": [[key, item] for key, item in out.items()]}
+        return out
+
+    def _portable(self, value: Any, path: str, depth: int) -> Jsonable:
+        return self._mapping(state_of(value), path, depth)
+
+
+def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[Jsonable, Buffers]:
+    """Encode ``value`` into a JSON-able structure and binary buffers."""
+    encoder = _Encoder(registry or portable_classes)
+    return encoder.encode(value, path, 0), encoder.buffers
+
+
+def encode_json(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[bytes, Buffers]:
+    """Encode ``value`` as UTF-8 JSON bytes plus buffers."""
+    tree, buffers = encode(value, path, registry)
+    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), buffers
+
+
+class _Decoder:
+    def __init__(self, buffers: Buffers, registry: PortableRegistry) -> None:
+        self.buffers = buffers
+        self.registry = registry
+
+    def decode(self, tree: Jsonable, depth: int) -> Any:
+        kind = type(tree)
+        if kind in _SCALARS or kind is bool:
+            return tree
+        if depth >= MAX_DEPTH:
+            raise WireError(f"value nested deeper than {MAX_DEPTH} levels")
+        if kind is list:
+            return [self.decode(item, depth + 1) for item in tree]
+        if kind is not dict:
+            raise WireError(f"unexpected {kind.__name__} in an encoded value")
+        if len(tree) == 1:
+            (key, data), = tree.items()
+            if key.startswith("$"):
+                return self._special(key, data, depth)
+        return {key: self.decode(item, depth + 1) for key, item in tree.items()}
+
+    def _special(self, key: str, data: Any, depth: int) -> Any:
+        try:
+            if key == "$dt":
+                return datetime.datetime.fromisoformat(data)
+            if key == "$date":
+                return datetime.date.fromisoformat(data)
+            if key == "$int":
+                return int(data)
+            if key == "$float":
+                if data not in ("nan", "inf", "-inf"):
+                    raise ValueError(data)
+                return float(data)
+            if key == "$dict":
+                return {str(k): self.decode(v, depth + 1) for k, v in data}
+            if key == "$media":
+                index, content_type, name = data
+                return BlobMedia(str(content_type), self.buffers[index], name=name)
+            if key == "$url":
+                url, content_type, name = data
+                return URLMedia(url, content_type, name)
+            if key == "$obj":
+                name, state = data
+                cls = self.registry.by_name.get(name)
+                if cls is None:
+                    raise WireError(
+                        f"portable class {name!r} is not registered here: define it in a module "
+                        "both sides import and decorate it with @server.portable_class"
+                    )
+                return rebuild(cls, self.decode(state, depth + 1))
+        except WireError:
+            raise
+        except (TypeError, ValueError, IndexError, AttributeError) as error:
+            raise WireError(f"malformed {key} value: {error}") from None
+        raise WireError(f"unknown tag {key!r} in an encoded value")
+
+
+def decode(tree: Jsonable, buffers: Buffers, registry: PortableRegistry | None = None) -> Any:
+    """Rebuild a value from :func:`encode` output."""
+    return _Decoder(buffers, registry or portable_classes).decode(tree, 0)
+
+
+def decode_json(data: bytes | memoryview, buffers: Buffers, registry: PortableRegistry | None = None) -> Any:
+    """Rebuild a value from :func:`encode_json` output; :class:`WireError` if malformed."""
+    try:
+        tree = json.loads(bytes(data))
+    except (ValueError, RecursionError) as error:
+        raise WireError(f"malformed JSON payload: {error}") from None
+    return decode(tree, buffers, registry)
+
+
+def encode_arguments(
+    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], registry: PortableRegistry | None = None
+) -> tuple[bytes, Buffers]:
+    """Encode call arguments as one payload; paths read ``args[0]...`` and ``kwargs['x']...``."""
+    encoder = _Encoder(registry or portable_classes)
+    tree = [encoder.encode(list(args), "args", 0), encoder.encode(kwargs, "kwargs", 0)]
+    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), encoder.buffers
+
+
+def decode_arguments(data: bytes | memoryview, buffers: Buffers) -> tuple[list[Any], dict[str, Any]]:
+    """Inverse of :func:`encode_arguments`; :class:`WireError` if malformed."""
+    decoded = decode_json(data, buffers)
+    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[0], list) and isinstance(decoded[1], dict)):
+        raise WireError("call payload must be [args, kwargs]")
+    return decoded[0], decoded[1]

@@ -1,0 +1,233 @@
+"""The connection from any Python process (a kernel, a script, a worker) to the host.
+
+One WebSocket per process, multiplexed by call id, driven by a private asyncio
+loop in a daemon thread; callers in any thread (or an async cell) wait on a
+future.  The endpoint comes from the kernel's environment (``GREENROOM_URL``,
+``GREENROOM_KERNEL_ID``, ``GREENROOM_TOKEN``), from :func:`connect`, or from
+the runtime file a running host writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import glob
+import itertools
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from .errors import ConnectionError, GreenroomError, WireError
+from .wire import Parts, Route, pack, parse_route, route_bytes, unpack
+
+__all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
+
+#: Largest message a client accepts from the host.
+CLIENT_MAX_MESSAGE = 1 << 30
+CONNECT_TIMEOUT = 10.0
+WS_PATH = "greenroom/api/ws"
+
+
+@dataclass
+class Endpoint:
+    """Where a host is and how to authenticate to it."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def ws_url(self) -> str:
+        base = self.url if self.url.endswith("/") else self.url + "/"
+        if base.startswith("https://"):
+            return "wss://" + base[len("https://") :] + WS_PATH
+        if base.startswith("http://"):
+            return "ws://" + base[len("http://") :] + WS_PATH
+        raise ConnectionError(f"greenroom URL must start with http:// or https://, not {self.url!r}")
+
+
+def runtime_file_pattern() -> str:
+    """Glob of the runtime files running hosts write."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return os.path.join(jupyter_runtime_dir(), "greenroom-*.json")
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_endpoint() -> tuple[Endpoint | None, list[str]]:
+    """The endpoint to use, and what was tried (for the error message)."""
+    tried = []
+    url = os.environ.get("GREENROOM_URL")
+    if url:
+        headers = {
+            "X-Greenroom-Kernel-Id": os.environ.get("GREENROOM_KERNEL_ID", ""),
+            "X-Greenroom-Token": os.environ.get("GREENROOM_TOKEN", ""),
+        }
+        return Endpoint(url, headers, "GREENROOM_URL in the environment"), tried
+    tried.append("GREENROOM_URL is not set (this process was not launched by a Jupyter server with greenroom)")
+    pattern = runtime_file_pattern()
+    candidates = sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True)
+    for path in candidates:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                info = json.load(handle)
+        except (OSError, ValueError):
+            tried.append(f"{path}: unreadable")
+            continue
+        if not isinstance(info, dict) or not _pid_alive(info.get("pid")):
+            tried.append(f"{path}: stale (its server is not running)")
+            continue
+        headers = {"X-Greenroom-Token": str(info.get("token", "")), "X-Greenroom-Kernel-Id": ""}
+        return Endpoint(str(info.get("url")), headers, f"runtime file {path}"), tried
+    if not candidates:
+        tried.append(f"no runtime file matches {pattern} (no greenroom host runs as this user)")
+    return None, tried
+
+
+class Connection:
+    """A multiplexed connection to one host; safe to use from any thread."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._ids = itertools.count(1)
+        self._pending: dict[int, concurrent.futures.Future[tuple[Route, Parts]]] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="greenroom-connection", daemon=True)
+        self._thread.start()
+        self._ws: WebSocketClientConnection | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def _ensure_open(self) -> None:
+        if self._ws is not None:
+            return
+        with self._lock:
+            if self._ws is not None:
+                return
+            if threading.current_thread() is self._thread:
+                raise GreenroomError("greenroom calls cannot be made from the connection's own thread")
+            future = asyncio.run_coroutine_threadsafe(self._open(), self._loop)
+            try:
+                self._ws = future.result(CONNECT_TIMEOUT + 1)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise ConnectionError(
+                    f"greenroom host at {self.endpoint.url} ({self.endpoint.source}) did not answer "
+                    f"within {CONNECT_TIMEOUT:.0f} s"
+                ) from None
+
+    async def _open(self) -> WebSocketClientConnection:
+        request = HTTPRequest(
+            self.endpoint.ws_url(), headers=self.endpoint.headers, connect_timeout=CONNECT_TIMEOUT,
+            request_timeout=CONNECT_TIMEOUT,
+        )
+        try:
+            ws = await websocket_connect(request, max_message_size=CLIENT_MAX_MESSAGE)
+        except HTTPClientError as error:
+            hint = " (check the token)" if error.code in (401, 403) else ""
+            raise ConnectionError(
+                f"greenroom host at {self.endpoint.url} ({self.endpoint.source}) refused the connection: "
+                f"HTTP {error.code}{hint}"
+            ) from None
+        except OSError as error:
+            raise ConnectionError(
+                f"cannot reach a greenroom host at {self.endpoint.url} ({self.endpoint.source}): {error}"
+            ) from None
+        self._loop.create_task(self._read(ws))
+        return ws
+
+    async def _read(self, ws: WebSocketClientConnection) -> None:
+        reason = "the host closed the connection"
+        try:
+            while True:
+                message = await ws.read_message()
+                if message is None:
+                    break
+                if isinstance(message, str):
+                    continue
+                try:
+                    parts = unpack(message, CLIENT_MAX_MESSAGE)
+                    route = parse_route(parts[0])
+                    future = self._pending.pop(route.get("id"), None)  # type: ignore[arg-type]
+                except WireError:
+                    continue
+                if future is not None and not future.done():
+                    future.set_result((route, parts))
+        except Exception as error:  # noqa: BLE001 - any failure ends the connection
+            reason = f"the connection failed: {error}"
+        finally:
+            if self._ws is ws:
+                self._ws = None
+            pending, self._pending = self._pending, {}
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"lost the greenroom host at {self.endpoint.url}: {reason}"))
+
+    def close(self) -> None:
+        """Close the connection and stop its thread."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            self._loop.call_soon_threadsafe(ws.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(5)
+
+    # -- requests ----------------------------------------------------------
+    def submit(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> concurrent.futures.Future[tuple[Route, Parts]]:
+        """Send a request; the future resolves to the reply's route and parts."""
+        self._ensure_open()
+        call_id = next(self._ids)
+        route["id"] = call_id
+        future: concurrent.futures.Future[tuple[Route, Parts]] = concurrent.futures.Future()
+        self._pending[call_id] = future
+        data = pack([route_bytes(route), payload, *(buffers or [])])
+        self._loop.call_soon_threadsafe(self._write, data, call_id)
+        return future
+
+    def _write(self, data: bytes, call_id: int) -> None:
+        ws = self._ws
+        try:
+            if ws is None:
+                raise ConnectionError(f"not connected to the greenroom host at {self.endpoint.url}")
+            ws.write_message(data, binary=True)
+        except Exception as error:  # noqa: BLE001 - reported to the caller
+            future = self._pending.pop(call_id, None)
+            if future is not None and not future.done():
+                failure = error if isinstance(error, GreenroomError) else ConnectionError(str(error))
+                future.set_exception(failure)
+
+    def cancel(self, call_id: int) -> None:
+        """Ask the host to stop a call (sent when the caller is interrupted)."""
+        if self._ws is not None:
+            data = pack([route_bytes({"kind": "cancel", "id": call_id}), b""])
+            self._loop.call_soon_threadsafe(self._write, data, -1)
+
+    def request(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
+        """Send a request and wait for the reply (interruptible)."""
+        future = self.submit(route, payload, buffers)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            self._pending.pop(route["id"], None)
+            self.cancel(route["id"])
+            raise
+
+    async def request_async(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
+        """Await the reply to a request from any event loop."""
+        future = await asyncio.get_running_loop().run_in_executor(None, self.submit, route, payload, buffers)
+        return await asyncio.wrap_future(future)

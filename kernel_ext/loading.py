@@ -1,0 +1,67 @@
+"""The loading indicator's reference count: how many calls with a spinner are running.
+
+``server.call`` enters and leaves it; Forms listen with
+:meth:`LoadingState.on_change` and show their indicator while the count is above zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+__all__ = ["LoadingState", "loading"]
+
+log = logging.getLogger("greenroom")
+
+
+class LoadingState:
+    """A thread-safe counter of running calls, with change callbacks."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[bool], None]] = []
+
+    @property
+    def active(self) -> bool:
+        """True while at least one call with a loading indicator runs."""
+        return self._count > 0
+
+    def on_change(self, callback: Callable[[bool], None], remove: bool = False) -> None:
+        """Call ``callback(active)`` whenever the indicator should show or hide."""
+        if remove:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+        elif callback not in self._callbacks:
+            self._callbacks.append(callback)
+
+    def _notify(self, active: bool) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(active)
+            except Exception:  # a broken listener must not break the call
+                log.exception("greenroom loading indicator callback failed")
+
+    def enter(self) -> None:
+        with self._lock:
+            self._count += 1
+            changed = self._count == 1
+        if changed:
+            self._notify(True)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count = max(0, self._count - 1)
+            changed = self._count == 0
+        if changed:
+            self._notify(False)
+
+    def reset(self) -> None:
+        """Forget listeners and the count (for tests)."""
+        with self._lock:
+            self._count = 0
+            self._callbacks.clear()
+
+
+loading = LoadingState()

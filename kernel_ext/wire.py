@@ -1,0 +1,136 @@
+"""Message framing shared by every greenroom connection.
+
+A message is a list of parts: ``[route, payload, *buffers]``.  ``route`` is a
+small JSON object that says what the message is (``kind``, call ``id``, ...);
+``payload`` is JSON made by :mod:`greenroom.codec` and is forwarded by the host
+without being parsed; buffers carry Media bytes.
+
+On the wire a message is ``!I`` part count, ``!Q`` length of each part, then
+the parts back to back: one WebSocket binary message, or the same bytes on a
+stream socket.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any, TypeAlias
+
+from .errors import WireError
+
+__all__ = [
+    "MAX_PARTS",
+    "Parts",
+    "Route",
+    "frame_prefix",
+    "pack",
+    "parse_route",
+    "recv_message",
+    "route_bytes",
+    "send_message",
+    "unpack",
+]
+
+Route: TypeAlias = dict[str, Any]
+Parts: TypeAlias = list[bytes | memoryview]
+
+#: Most parts a message may have (route + payload + buffers).
+MAX_PARTS = 1024
+_COUNT = struct.Struct("!I")
+
+
+def route_bytes(route: Route) -> bytes:
+    """Encode a route header."""
+    return json.dumps(route, separators=(",", ":")).encode()
+
+
+def parse_route(data: bytes | memoryview) -> Route:
+    """Decode a route header; :class:`WireError` unless it is a JSON object with a str ``kind``."""
+    try:
+        route = json.loads(bytes(data))
+    except (ValueError, RecursionError) as error:
+        raise WireError(f"malformed message header: {error}") from None
+    if not isinstance(route, dict) or not isinstance(route.get("kind"), str):
+        raise WireError("message header must be a JSON object with a string 'kind'")
+    return route
+
+
+def frame_prefix(parts: Parts) -> bytes:
+    """The count and lengths that precede ``parts``."""
+    count = len(parts)
+    return struct.pack(f"!I{count}Q", count, *(len(part) for part in parts))
+
+
+def pack(parts: Parts) -> bytes:
+    """One bytes object holding the whole message."""
+    return b"".join([frame_prefix(parts), *parts])
+
+
+def _lengths(prefix: bytes | memoryview, count: int, available: int, limit: int) -> list[int]:
+    if not 2 <= count <= MAX_PARTS:
+        raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
+    lengths = list(struct.unpack_from(f"!{count}Q", prefix, _COUNT.size))
+    total = sum(lengths)
+    if total > limit:
+        raise WireError(f"message of {total} bytes is larger than the limit of {limit} bytes")
+    if available >= 0 and total != available:
+        raise WireError(f"message parts add up to {total} bytes but {available} arrived")
+    return lengths
+
+
+def unpack(data: bytes | memoryview, limit: int) -> Parts:
+    """Split a packed message into parts (views, no copies)."""
+    view = memoryview(data)
+    if len(view) < _COUNT.size:
+        raise WireError("truncated message")
+    (count,) = _COUNT.unpack_from(view)
+    head = _COUNT.size + 8 * count
+    if count > MAX_PARTS or len(view) < head:
+        raise WireError("truncated or oversized message header")
+    lengths = _lengths(view, count, len(view) - head, limit)
+    parts: Parts = []
+    offset = head
+    for length in lengths:
+        parts.append(view[offset : offset + length])
+        offset += length
+    return parts
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if count == 0:
+            raise EOFError("connection closed")
+        received += count
+    return buffer
+
+
+def recv_message(sock: socket.socket, limit: int) -> Parts:
+    """Read one message from a blocking stream socket."""
+    (count,) = _COUNT.unpack(_recv_exactly(sock, _COUNT.size))
+    if not 2 <= count <= MAX_PARTS:
+        raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
+    prefix = bytes(_COUNT.size) + bytes(_recv_exactly(sock, 8 * count))
+    lengths = _lengths(prefix, count, -1, limit)
+    body = memoryview(_recv_exactly(sock, sum(lengths)))
+    parts: Parts = []
+    offset = 0
+    for length in lengths:
+        parts.append(body[offset : offset + length])
+        offset += length
+    return parts
+
+
+def send_message(sock: socket.socket, parts: Parts) -> None:
+    """Write one message to a blocking stream socket."""
+    prefix = frame_prefix(parts)
+    if sum(len(part) for part in parts) < 65536:
+        sock.sendall(b"".join([prefix, *parts]))
+        return
+    sock.sendall(prefix)
+    for part in parts:
+        sock.sendall(part)

@@ -1,0 +1,54 @@
+"""Give every kernel the server launches its own greenroom credentials.
+
+The kernel manager's ``start_kernel`` is wrapped: the kernel id is assigned
+up front and ``GREENROOM_URL``, ``GREENROOM_KERNEL_ID`` and ``GREENROOM_TOKEN``
+are added to the kernel's environment.  Restarts keep the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .credentials import Credentials
+
+__all__ = ["inject_credentials", "local_url"]
+
+
+def local_url(serverapp: Any) -> str:
+    """The server's URL as seen from a process on this machine."""
+    scheme = "https" if serverapp.certfile else "http"
+    base_url = serverapp.base_url if serverapp.base_url.endswith("/") else serverapp.base_url + "/"
+    return f"{scheme}://127.0.0.1:{serverapp.port}{base_url}"
+
+
+def kernel_environment(url: str, kernel_id: str, credentials: Credentials) -> dict[str, str]:
+    return {
+        "GREENROOM_URL": url,
+        "GREENROOM_KERNEL_ID": kernel_id,
+        "GREENROOM_TOKEN": credentials.token_for(f"kernel:{kernel_id}"),
+    }
+
+
+def inject_credentials(kernel_manager: Any, url_of: Callable[[], str], credentials: Credentials) -> None:
+    """Wrap ``kernel_manager.start_kernel`` once (idempotent)."""
+    original = kernel_manager.start_kernel
+    if getattr(original, "__greenroom_wrapped__", False):
+        return
+
+    @functools.wraps(original)
+    async def start_kernel(*args: Any, kernel_id: str | None = None, **kwargs: Any) -> Any:
+        kernel_id = kernel_id or str(uuid.uuid4())
+        env = dict(kwargs.get("env") or os.environ)
+        env.update(kernel_environment(url_of(), kernel_id, credentials))
+        kwargs["env"] = env
+        result = original(*args, kernel_id=kernel_id, **kwargs)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    start_kernel.__greenroom_wrapped__ = True  # type: ignore[attr-defined]
+    kernel_manager.start_kernel = start_kernel

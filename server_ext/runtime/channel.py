@@ -1,0 +1,44 @@
+"""The runtime side of the unix socket to the host: hello, send, receive."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+from typing import Any
+
+from greenroom.wire import Parts, parse_route, recv_message, route_bytes, send_message
+
+__all__ = ["Channel", "die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent ends (no orphans)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Channel:
+    """A blocking message channel to the host."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.limit = limit
+
+    def send(self, route: dict[str, Any], payload: bytes = b"", *extra: bytes | memoryview) -> None:
+        send_message(self.sock, [route_bytes(route), payload, *extra])
+
+    def receive(self) -> tuple[dict[str, Any], Parts]:
+        parts = recv_message(self.sock, self.limit)
+        return parse_route(parts[0]), parts
+
+    def hello(self, role: str, generation: int) -> None:
+        self.send({"kind": "hello", "role": role, "generation": generation, "pid": os.getpid(),
+                   "key": os.environ.get("GREENROOM_RUNTIME_KEY", "")})

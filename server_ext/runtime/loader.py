@@ -1,0 +1,108 @@
+"""Load server notebooks: run their code cells top to bottom, IPython syntax included.
+
+Each cell is compiled under a file name that names the notebook and cell, so
+tracebacks map back to (notebook, cell, line, function) without source text.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import re
+import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Any
+
+import nbformat
+
+from greenroom.registry import functions
+
+__all__ = ["LoadResult", "cell_filename", "load_notebooks", "locate_frame"]
+
+SKIP_TAG = "greenroom:skip"
+_FILENAME = re.compile(r"^<greenroom (?P<notebook>.+) cell (?P<cell>\d+)>$")
+MAX_LOAD_OUTPUT = 65536
+
+LoadResult = dict[str, Any]
+
+
+def cell_filename(notebook: str, cell: int) -> str:
+    """The code file name of ``cell`` (1-based) of ``notebook``."""
+    return f"<greenroom {notebook} cell {cell}>"
+
+
+def locate_frame(filename: str) -> tuple[str, int] | None:
+    """(notebook, cell) for frames of server notebook code; None for anything else."""
+    match = _FILENAME.match(filename)
+    if match is None:
+        return None
+    return match["notebook"], int(match["cell"])
+
+
+def _error(notebook: str, cell: int, error: BaseException) -> dict[str, Any]:
+    line = 0
+    if isinstance(error, SyntaxError) and error.filename == cell_filename(notebook, cell):
+        line = error.lineno or 0
+        message = error.msg
+    else:
+        message = str(error)
+        for frame in traceback.extract_tb(error.__traceback__):
+            if locate_frame(frame.filename) == (notebook, cell):
+                line = frame.lineno or 0
+    return {"notebook": notebook, "cell": cell, "line": line, "type": type(error).__name__, "message": message}
+
+
+def _load_one(path: str, notebook: str, shell: Any) -> dict[str, Any] | None:
+    try:
+        document = nbformat.read(path, as_version=4)
+    except Exception as error:  # noqa: BLE001 - unreadable notebook: reported, not fatal
+        return {"notebook": notebook, "cell": 0, "line": 0, "type": type(error).__name__,
+                "message": f"cannot read the notebook: {str(error).splitlines()[0] if str(error) else error!r}"}
+    stem = os.path.basename(path)[: -len(".ipynb")].replace(".", "_")
+    namespace: dict[str, Any] = {"__name__": f"greenroom_server_{stem}", "__file__": path,
+                                 "__builtins__": builtins, "get_ipython": lambda: shell}
+    for index, cell in enumerate(document.cells, start=1):
+        if cell.cell_type != "code" or SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        try:
+            source = shell.transform_cell(cell.source)
+            code = compile(source, cell_filename(notebook, index), "exec")
+            exec(code, namespace)  # noqa: S102 - running the server notebook is the point
+        except BaseException as error:  # noqa: BLE001 - SystemExit at top level is a load error too
+            return _error(notebook, index, error)
+    return None
+
+
+def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
+    """Load ``notebooks`` (paths relative to ``root``) into this process."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    for directory in {os.path.dirname(os.path.join(root, nb)) for nb in notebooks} | {root}:
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    errors, loaded = [], []
+    output = io.StringIO()
+    with redirect_stdout(output), redirect_stderr(output):
+        for notebook in notebooks:
+            before = dict(functions.by_name)
+            functions.current_notebook = notebook
+            try:
+                failure = _load_one(os.path.join(root, notebook), notebook, shell)
+            except ValueError as error:  # a function name defined twice
+                failure = {"notebook": notebook, "cell": 0, "line": 0, "type": "ValueError", "message": str(error)}
+            if failure is None:
+                loaded.append(notebook)
+            else:
+                errors.append(failure)
+                functions.by_name.clear()
+                functions.by_name.update(before)  # a broken notebook contributes nothing
+    functions.current_notebook = ""
+    return {
+        "functions": [function.describe() for function in functions.by_name.values()],
+        "errors": errors,
+        "loaded": loaded,
+        "output": output.getvalue()[:MAX_LOAD_OUTPUT],
+    }

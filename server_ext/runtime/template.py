@@ -1,0 +1,122 @@
+"""The template process: loads the server notebooks once, then forks workers on request.
+
+Run by the host as ``python -m greenroom.server_ext.runtime.template``.  It
+speaks to the host over a unix socket: it reports what loaded (functions and
+load errors), forks workers when asked (``spawn``), kills one of its own
+children when asked (``kill``), and exits when told or when the host goes away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+from greenroom.errors import WireError
+
+from .channel import Channel, die_with_parent
+from .loader import load_notebooks
+from .worker import run_worker
+
+__all__ = ["main"]
+
+
+class Template:
+    """The fork server of one generation."""
+
+    def __init__(self, options: argparse.Namespace) -> None:
+        self.options = options
+        self.children: set[int] = set()
+        self.channel = Channel(options.socket, options.max_message_size)
+
+    def fork_worker(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self.channel.sock.close()
+            run_worker(self.options.socket, self.options.generation, self.options.persistent,
+                       self.options.memory_limit, self.options.max_message_size)
+        self.children.add(pid)
+
+    def kill(self, pid: object) -> None:
+        # Only a child this template forked and has not reaped yet: never any other pid.
+        if isinstance(pid, int) and pid > 1 and pid in self.children:
+            os.kill(pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done == pid:
+                self.children.discard(pid)
+                self.channel.send({"kind": "exited", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+    def kill_all(self) -> None:
+        for pid in list(self.children):
+            self.kill(pid)
+        for pid in list(self.children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.children.clear()
+
+    def serve(self) -> None:
+        wake_read, wake_write = socket.socketpair()
+        wake_read.setblocking(False)
+        wake_write.setblocking(False)
+        signal.set_wakeup_fd(wake_write.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        try:
+            while True:
+                ready, _, _ = select.select([self.channel.sock, wake_read], [], [])
+                if wake_read in ready:
+                    try:
+                        wake_read.recv(4096)
+                    except BlockingIOError:
+                        pass
+                    self.reap()
+                if self.channel.sock in ready:
+                    route, _ = self.channel.receive()
+                    kind = route.get("kind")
+                    if kind == "spawn":
+                        for _ in range(max(0, min(int(route.get("count", 1)), 64))):
+                            self.fork_worker()
+                    elif kind == "kill":
+                        self.kill(route.get("pid"))
+                    elif kind == "exit":
+                        return
+        except (EOFError, OSError, WireError):
+            return
+        finally:
+            self.kill_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="greenroom runtime template (started by the host)")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--generation", type=int, required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--persistent", action="store_true")
+    parser.add_argument("--memory-limit", type=int, default=0)
+    parser.add_argument("--max-message-size", type=int, default=1 << 27)
+    options = parser.parse_args(argv)
+    die_with_parent()
+    notebooks = json.loads(sys.stdin.readline() or "[]")
+    template = Template(options)
+    template.channel.hello("template", options.generation)
+    result = load_notebooks(options.root, notebooks)
+    template.channel.send({"kind": "loaded", **result})
+    gc.collect()
+    gc.freeze()  # keep the loaded objects' pages shared with the forked workers
+    template.serve()
+
+
+if __name__ == "__main__":
+    main()

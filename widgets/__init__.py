@@ -1,0 +1,1 @@
+"""greenroom.widgets: ipywidgets Forms that call server functions with a loading indicator."""
