@@ -183,9 +183,13 @@ class Connection:
         ws, self._ws = self._ws, None
         if ws is not None:
             self._loop.call_soon_threadsafe(ws.close)
+        if self._loop.is_closed():
+            return
         self._loop.call_soon_threadsafe(self._loop.stop)
         if threading.current_thread() is not self._thread:
             self._thread.join(5)
+            if not self._thread.is_alive():
+                self._loop.close()
 
     # -- requests ----------------------------------------------------------
     def submit(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> concurrent.futures.Future[tuple[Route, Parts]]:

@@ -60,6 +60,7 @@ class GreenroomApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         self.host = Host(self)
+        self.settings["greenroom_host"] = self.host
         inject_credentials(self.serverapp.kernel_manager, lambda: local_url(self.serverapp), self.host.credentials)
         IOLoop.current().add_callback(self._start_host)
 

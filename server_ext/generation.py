@@ -68,7 +68,7 @@ class Generation:
         self.process.stdin.write(json.dumps(self.notebooks).encode() + b"\n")
         await self.process.stdin.drain()
         self.process.stdin.close()
-        asyncio.get_running_loop().create_task(self._watch_process())
+        self.host.spawn(self._watch_process())
 
     async def _watch_process(self) -> None:
         assert self.process is not None
@@ -188,7 +188,7 @@ class Generation:
             except ConnectionResetError:
                 pass
             self.template.close()
-        asyncio.get_running_loop().create_task(self._reap())
+        self.host.spawn(self._reap())
 
     async def _reap(self, grace: float = 5.0) -> None:
         process = self.process

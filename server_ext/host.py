@@ -83,6 +83,7 @@ class Host:
         self.stopping = False
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
         self.call_ids = 0
 
     # -- lifecycle ---------------------------------------------------------
@@ -93,24 +94,30 @@ class Host:
         self.log.info("greenroom: %d server notebook(s) under %s", len(self.notebooks), self.root)
         await self._reload(signature_of(self.root, self.notebooks))
         self.ready.set()
-        self._spawn(self._watch_files())
+        self._watcher = self.spawn(self._watch_files())
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def stop(self) -> None:
+        """End every runtime process this host started, then every task it runs."""
         self.stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        for generation in list(self.generations.values()):
+        if self._watcher is not None:
+            self._watcher.cancel()
+        generations = list(self.generations.values())
+        for generation in generations:
             generation.stop()
-        for generation in list(self.generations.values()):
-            await generation._reap(grace=3.0)
+        await asyncio.gather(*(generation._reap(grace=3.0) for generation in generations))
         if self._server is not None:
             self._server.close()
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.credentials.remove_runtime_file()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
@@ -182,6 +189,9 @@ class Host:
     # -- runtime connections -----------------------------------------------
     async def _on_runtime_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link: Link | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             hello_link = Link(reader, writer, "?", 0, 0)
             route, _ = await asyncio.wait_for(hello_link.receive(4096), 30)
@@ -202,10 +212,12 @@ class Host:
                 elif route.get("kind") == "result" and link.reply is not None and not link.reply.done():
                     link.reply.set_result((route, parts))
                 elif route.get("kind") == "call":
-                    self._spawn(self._nested_call(link, route, parts))
+                    self.spawn(self._nested_call(link, route, parts))
         except (asyncio.IncompleteReadError, ConnectionError, WireError, asyncio.TimeoutError, ValueError):
             pass
         finally:
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
             if link is not None:
                 link.closed = True

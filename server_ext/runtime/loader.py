@@ -79,7 +79,10 @@ def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     """Load ``notebooks`` (paths relative to ``root``) into this process."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from greenroom import importer
+
     shell = InteractiveShell.instance()
+    importer.install()
     for directory in {os.path.dirname(os.path.join(root, nb)) for nb in notebooks} | {root}:
         if directory not in sys.path:
             sys.path.insert(0, directory)

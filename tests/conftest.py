@@ -1,0 +1,84 @@
+"""Fixtures: a real Jupyter server with greenroom, server notebooks, clients and kernels."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from helpers import CALC_SOURCE, Client, KernelRunner, write_notebook
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def greenroom_config() -> dict[str, Any]:
+    """Extra GreenroomApp options; override in a module or with parametrize."""
+    return {}
+
+
+@pytest.fixture
+def server_files(jp_root_dir: Any) -> Any:
+    """The server notebooks every test starts with."""
+    write_notebook(jp_root_dir / "calc.server.ipynb", CALC_SOURCE, ("raise RuntimeError('skipped cell ran')", ["greenroom:skip"]))
+    return jp_root_dir
+
+
+@pytest.fixture
+def jp_server_config(server_files: Any, greenroom_config: dict[str, Any]) -> Config:
+    return Config({
+        "ServerApp": {"jpserver_extensions": {"greenroom.server_ext": True}},
+        "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **greenroom_config},
+    })
+
+
+@pytest.fixture
+def host(jp_serverapp: Any, http_server_client: Any, jp_asyncio_loop: Any) -> Any:
+    """The running host, once its first generation has loaded."""
+    running = jp_serverapp.web_app.settings["greenroom_host"]
+    jp_asyncio_loop.run_until_complete(asyncio.wait_for(running.ready.wait(), 60))
+    return running
+
+
+@pytest.fixture
+def base_url(jp_serverapp: Any, jp_http_port: int, jp_base_url: str) -> str:
+    return f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+
+
+@pytest.fixture
+def client(host: Any, base_url: str, jp_serverapp: Any) -> Iterator[Client]:
+    """A client authenticated with the Jupyter server's token (like ``greenroom.connect``)."""
+    connection = Client(base_url, {"Authorization": f"token {jp_serverapp.identity_provider.token}"})
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def start_kernel(host: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator[Any]:
+    """Factory: start real kernels through the server's kernel manager (shut down afterwards)."""
+    manager = jp_serverapp.kernel_manager
+    started: list[tuple[str, Any]] = []
+
+    async def start() -> KernelRunner:
+        kernel_id = await manager.start_kernel(path=str(host.root))
+        kernel_client = manager.get_kernel(kernel_id).client()
+        kernel_client.start_channels()
+        await kernel_client.wait_for_ready(timeout=60)
+        started.append((kernel_id, kernel_client))
+        return KernelRunner(kernel_client, kernel_id)
+
+    yield start
+    for kernel_id, kernel_client in started:
+        kernel_client.stop_channels()
+        jp_asyncio_loop.run_until_complete(manager.shutdown_kernel(kernel_id, now=True))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runtime_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's runtime files in its own folder."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    os.makedirs(tmp_path / "runtime", exist_ok=True)

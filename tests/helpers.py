@@ -1,0 +1,159 @@
+"""Test helpers: writing server notebooks, a client, and a real kernel runner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import nbformat
+
+from greenroom.api import Server
+from greenroom.connection import Connection, Endpoint
+
+SECRET = "s3cr3t-answer-key-7f3a9c"
+
+CALC_SOURCE = f'''
+import asyncio, os, time
+from greenroom import server
+
+SECRET = "{SECRET}"   # must never reach a client
+COUNT = 0
+
+@server.callable
+def add(a, b):
+    """Add two numbers."""
+    return a + b
+
+@server.callable
+def echo(*args, **kwargs):
+    return [args, kwargs]
+
+@server.callable("custom_name")
+def renamed():
+    return "renamed"
+
+@server.callable
+def divide(a, b):
+    return a / b
+
+class HiddenError(Exception):
+    pass
+
+@server.callable
+def hidden_error():
+    raise HiddenError("went wrong")
+
+@server.callable
+def check(guess, key=SECRET):
+    return guess == key
+
+@server.callable
+def bad_return():
+    return {{1, 2}}
+
+@server.callable
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+
+@server.callable(timeout=0.5)
+def short_fuse():
+    time.sleep(30)
+
+@server.callable
+def crash():
+    os._exit(3)
+
+@server.callable
+def bump():
+    global COUNT
+    COUNT += 1
+    return COUNT
+
+@server.callable
+def session_put(key, value):
+    server.session[key] = value
+
+@server.callable
+def session_get(key):
+    return server.session.get(key)
+
+@server.callable
+def nested(a, b):
+    return server.call("add", a, b) * 10
+
+@server.callable
+def whoami():
+    return [server.context.client_type, server.context.function]
+
+@server.callable
+def chatty():
+    for _ in range(100000):
+        print(SECRET)
+    return "done"
+
+@server.callable
+async def later(x):
+    await asyncio.sleep(0.01)
+    return x * 2
+'''
+
+
+def write_notebook(path: str | os.PathLike[str], *cells: str | tuple[str, list[str]]) -> None:
+    """Write a notebook whose code cells are ``cells`` (a tuple adds tags)."""
+    document = nbformat.v4.new_notebook()
+    for cell in cells:
+        source, tags = (cell, []) if isinstance(cell, str) else cell
+        document.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
+    nbformat.write(document, str(path))
+
+
+class Client:
+    """A process-local greenroom client whose calls run off the server's event loop."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.server = Server()
+        self.connection = Connection(Endpoint(url, headers, "tests"))
+        self.server.set_transport(self.connection)
+
+    async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.server.call, name, *args, **kwargs)
+
+    async def request(self, kind: str) -> Any:
+        return await asyncio.to_thread(self.server.request, kind)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class KernelRunner:
+    """Runs code in a real kernel started by the Jupyter server."""
+
+    def __init__(self, client: Any, kernel_id: str) -> None:
+        self.client = client
+        self.kernel_id = kernel_id
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        """Execute ``code``; return its stdout; raise AssertionError with the traceback on error."""
+        outputs: list[str] = []
+        errors: list[str] = []
+
+        def hook(message: dict[str, Any]) -> None:
+            content = message["content"]
+            kind = message["msg_type"]
+            if kind == "stream":
+                outputs.append(content["text"])
+            elif kind == "error":
+                errors.append(f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"]))
+            elif kind in ("execute_result", "display_data"):
+                outputs.append(content["data"].get("text/plain", "") + "\n")
+
+        reply = await self.client.execute_interactive(code, output_hook=hook, timeout=timeout, allow_stdin=False)
+        if errors or reply["content"]["status"] != "ok":
+            raise KernelError("\n".join(errors) or str(reply["content"]))
+        return "".join(outputs)
+
+
+class KernelError(AssertionError):
+    """Code run in a test kernel raised."""
