@@ -80,6 +80,11 @@ def session_get(key):
     return server.session.get(key)
 
 @server.callable
+def session_poison():
+    server.session["bad"] = {{1}}
+    return "ok"
+
+@server.callable
 def nested(a, b):
     return server.call("add", a, b) * 10
 
@@ -151,7 +156,8 @@ class KernelRunner:
 
         reply = await self.client.execute_interactive(code, output_hook=hook, timeout=timeout, allow_stdin=False)
         if errors or reply["content"]["status"] != "ok":
-            raise KernelError("\n".join(errors) or str(reply["content"]))
+            content = reply["content"]
+            raise KernelError("\n".join(errors) or f"{content.get('ename')}: {content.get('evalue')}")
         return "".join(outputs)
 
 

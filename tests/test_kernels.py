@@ -1,0 +1,75 @@
+"""Real kernels launched by the server: credentials, calls, sessions, magics, imports."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import SECRET, KernelError
+
+
+async def test_kernel_gets_credentials_and_calls(start_kernel):
+    kernel = await start_kernel()
+    out = await kernel.run(
+        "import os\nfrom greenroom import server\n"
+        "print(sorted(k for k in os.environ if k.startswith('GREENROOM_')))\n"
+        "print(server.call('add', 1, 2), server.call('whoami'))"
+    )
+    assert "['GREENROOM_KERNEL_ID', 'GREENROOM_TOKEN', 'GREENROOM_URL']" in out
+    assert f"3 ['kernel', 'whoami']" in out
+
+
+async def test_session_per_kernel(start_kernel):
+    first, second = await start_kernel(), await start_kernel()
+    await first.run("from greenroom import server\nserver.call('session_put', 'who', 'first')")
+    await second.run("from greenroom import server\nserver.call('session_put', 'who', 'second')")
+    assert "first" in await first.run("print(server.call('session_get', 'who'))")
+    assert "second" in await second.run("print(server.call('session_get', 'who'))")
+
+
+async def test_calls_from_threads_and_async_cells(start_kernel):
+    kernel = await start_kernel()
+    out = await kernel.run(
+        "from concurrent.futures import ThreadPoolExecutor\nfrom greenroom import server\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    results = list(pool.map(lambda i: server.call('add', i, i), range(40)))\n"
+        "print(results == [2 * i for i in range(40)])"
+    )
+    assert out.strip() == "True"
+    out = await kernel.run("print(await server.call_async('add', 20, 22), server.call('add', 1, 1))")
+    assert out.strip() == "42 2"
+
+
+async def test_errors_in_a_kernel(start_kernel):
+    kernel = await start_kernel()
+    with pytest.raises(KernelError, match="NoServerFunctionError: no server function named 'missing'"):
+        await kernel.run("from greenroom import server\nserver.call('missing')")
+    with pytest.raises(KernelError) as caught:
+        await kernel.run("server.call('divide', 1, 0)")
+    assert "ZeroDivisionError" in str(caught.value) and 'notebook "calc.server.ipynb", cell 1' in str(caught.value)
+    assert "return a / b" not in str(caught.value)
+
+
+async def test_magics_show_functions_without_source(start_kernel):
+    kernel = await start_kernel()
+    out = await kernel.run("%load_ext greenroom\n%load_ext greenroom\n%greenroom")
+    assert "connected to" in out or "not connected" in out
+    assert "add(a, b)  - Add two numbers.  [calc.server.ipynb]" in out
+    assert "check(guess, key=…)" in out
+    assert SECRET not in out
+    out = await kernel.run("%greenroom functions")
+    assert "custom_name()" in out and "def " not in out
+    out = await kernel.run("%greenroom status")
+    assert '"mode": "fresh"' in out and SECRET not in out
+    out = await kernel.run("%greenroom reload")
+    assert "reloaded: generation" in out
+    with pytest.raises(KernelError, match="UsageError: unknown %greenroom command 'frobnicate'"):
+        await kernel.run("%greenroom frobnicate")
+    await kernel.run("%unload_ext greenroom\n%unload_ext greenroom")
+    with pytest.raises(KernelError, match="UsageError: Line magic function `%greenroom` not found"):
+        await kernel.run("%greenroom")
+
+
+async def test_importing_a_server_notebook_is_refused(start_kernel):
+    kernel = await start_kernel()
+    with pytest.raises(KernelError, match="calc.server.ipynb is a server notebook.*server.call"):
+        await kernel.run("%load_ext greenroom\nimport calc")

@@ -1,0 +1,81 @@
+"""Server notebooks change on disk: the next call runs the new code; broken saves keep the last good one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import write_notebook
+from greenroom.errors import NoServerFunctionError
+
+V1 = "from greenroom import server\n@server.callable\ndef version():\n    return 1\n"
+V2 = "from greenroom import server\n@server.callable\ndef version():\n    return 2\n"
+BROKEN_SYNTAX = "from greenroom import server\n\n@server.callable\ndef version(:\n    return 3\n"
+BROKEN_RUN = "from greenroom import server\nx = 1\nraise KeyError('boom at load')\n"
+
+
+@pytest.fixture
+def server_files(jp_root_dir):
+    write_notebook(jp_root_dir / "app.server.ipynb", V1)
+    return jp_root_dir
+
+
+async def test_reload_on_save(client, host):
+    assert await client.call("version") == 1
+    write_notebook(host.root + "/app.server.ipynb", V2)
+    assert await client.call("version") == 2
+
+
+async def test_broken_save_keeps_last_good_version_and_reports_where(client, host):
+    assert await client.call("version") == 1
+    write_notebook(host.root + "/app.server.ipynb", "x = 1", BROKEN_SYNTAX)
+    assert await client.call("version") == 1
+    status = await client.request("status")
+    (error,) = status["rejected_reload_errors"]
+    assert (error["notebook"], error["cell"], error["line"], error["type"]) == ("app.server.ipynb", 2, 4, "SyntaxError")
+    write_notebook(host.root + "/app.server.ipynb", BROKEN_RUN)
+    assert await client.call("version") == 1
+    status = await client.request("status")
+    (error,) = status["rejected_reload_errors"]
+    assert (error["cell"], error["line"], error["type"]) == (1, 3, "KeyError")
+    write_notebook(host.root + "/app.server.ipynb", V2)
+    assert await client.call("version") == 2
+    assert (await client.request("status"))["rejected_reload_errors"] == []
+
+
+async def test_invalid_json_keeps_last_good_version(client, host):
+    assert await client.call("version") == 1
+    with open(host.root + "/app.server.ipynb", "w", encoding="utf-8") as handle:
+        handle.write("{ not json")
+    assert await client.call("version") == 1
+    status = await client.request("status")
+    assert status["rejected_reload_errors"][0]["notebook"] == "app.server.ipynb"
+
+
+async def test_new_notebook_is_found(client, host):
+    write_notebook(host.root + "/more.server.ipynb", "from greenroom import server\n@server.callable\ndef more():\n    return 'more'\n")
+    status = await client.request("reload")
+    assert "more" in status["serving"]["functions"]
+    assert await client.call("more") == "more"
+
+
+async def test_load_error_at_start_is_reported_in_unknown_function_error(jp_root_dir, client, host):
+    write_notebook(host.root + "/bad.server.ipynb", "from greenroom import server\n@server.callable\ndef hidden():\n    return 1\n", "1/0")
+    await client.request("reload")
+    with pytest.raises(NoServerFunctionError, match=r"bad.server.ipynb: ZeroDivisionError in cell 2, line 1"):
+        await client.call("hidden")
+    assert await client.call("version") == 1
+
+
+async def test_calls_in_flight_finish_on_old_code(client, host):
+    import asyncio
+
+    write_notebook(host.root + "/app.server.ipynb", V1 + "\nimport time\n@server.callable\ndef slow_version():\n    time.sleep(1)\n    return 1\n")
+    assert await client.call("version") == 1
+    in_flight = asyncio.ensure_future(client.call("slow_version"))
+    await asyncio.sleep(0.3)
+    write_notebook(host.root + "/app.server.ipynb", V2)
+    assert await client.call("version") == 2
+    assert await in_flight == 1
+    json.dumps(await client.request("status"))
