@@ -40,7 +40,7 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
 
     @property
     def host(self) -> Host:
-        return self.extensionapp.host  # type: ignore[no-any-return]
+        return self.settings["greenroom_host"]  # type: ignore[no-any-return]
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
@@ -57,7 +57,7 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
             if not kernel_id and credentials.check(LOCAL_ID, token):
                 return Caller("local", connection, f"local:{connection}")
             return None
-        if self.current_user is not None:
+        if self.settings.get("greenroom_accept_jupyter_users", True) and self.current_user is not None:
             name = getattr(self.current_user, "username", "") or "user"
             return Caller("user", name, f"user:{connection}")
         return None
@@ -150,4 +150,4 @@ class StatusHandler(ExtensionHandlerMixin, APIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        self.finish(json.dumps(self.extensionapp.host.status()))
+        self.finish(json.dumps(self.settings["greenroom_host"].status()))

@@ -51,10 +51,10 @@ def _describe_load_error(error: dict[str, Any]) -> str:
 class Host:
     """Everything the extension does besides HTTP: runtime generations, calls, sessions."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, root: str, log: logging.Logger) -> None:
         self.app = app
-        self.log: logging.Logger = app.log
-        self.root = os.path.abspath(os.path.expanduser(app.serverapp.root_dir))
+        self.log = log
+        self.root = os.path.abspath(os.path.expanduser(root))
         self.patterns = list(app.server_notebooks)
         self.persistent = bool(app.persistent)
         self.call_timeout = float(app.call_timeout)

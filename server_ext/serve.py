@@ -1,0 +1,113 @@
+"""``greenroom serve APP_DIR``: publish an app as a Voilà dashboard with the host embedded.
+
+``APP_DIR/app.ipynb`` is shown at ``/`` when it exists, else a listing of the
+client notebooks.  Server notebooks are loaded from APP_DIR by the embedded
+host and are never listed, rendered or served by any URL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+from urllib.parse import unquote
+
+from jupyter_server.utils import url_path_join
+from tornado import httputil
+from tornado.ioloop import IOLoop
+from tornado.routing import Matcher, Rule
+from tornado.web import ErrorHandler
+from voila.app import Voila
+
+from .application import GreenroomApp
+from .handlers import CallSocketHandler
+from .host import Host
+from .kernels import inject_credentials
+
+__all__ = ["GreenroomVoila", "ServerNotebookMatcher", "launch"]
+
+SERVER_SUFFIX = ".server.ipynb"
+
+
+class ServerNotebookMatcher(Matcher):
+    """Matches any request whose decoded path names a server notebook."""
+
+    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        path = unquote(unquote(request.path or "")).lower()
+        query = unquote(unquote(request.query or "")).lower()
+        return {} if SERVER_SUFFIX in path or SERVER_SUFFIX in query else None
+
+
+class GreenroomVoila(Voila):
+    """Voilà with the greenroom host inside; server notebooks stay on the host."""
+
+    description = "greenroom serve: publish a greenroom app as a Voilà dashboard"
+
+    def init_settings(self) -> dict[str, Any]:
+        settings = super().init_settings()
+        self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, "*" + SERVER_SUFFIX]
+        self.greenroom_app = GreenroomApp(config=self.config, log=self.log)
+        self.greenroom_host = Host(self.greenroom_app, root=self.root_dir, log=self.log)
+        settings.update(greenroom_host=self.greenroom_host, greenroom=self.greenroom_app,
+                        greenroom_accept_jupyter_users=False)
+        inject_credentials(self.kernel_manager, self.local_url, self.greenroom_host.credentials)
+        IOLoop.current().add_callback(self._start_host)
+        return settings
+
+    def local_url(self) -> str:
+        base_url = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        return f"http://127.0.0.1:{self.port}{base_url}"
+
+    async def _start_host(self) -> None:
+        self.greenroom_host.credentials.write_runtime_file(self.local_url())
+        await self.greenroom_host.start()
+
+    def init_handlers(self) -> list[Any]:
+        own = [
+            Rule(ServerNotebookMatcher(), ErrorHandler, {"status_code": 404}),
+            (url_path_join(self.server_url, r"/greenroom/api/ws"), CallSocketHandler, {"name": "greenroom"}),
+        ]
+        return own + super().init_handlers()
+
+    def start(self) -> None:
+        try:
+            super().start()
+        finally:
+            IOLoop.current().run_sync(self.greenroom_host.stop, timeout=15)
+
+
+def voila_arguments(args: list[str]) -> list[str]:
+    """Translate ``APP_DIR [--port N] [--ip ADDR] [--no-browser] ...`` into Voilà's command line."""
+    if not args or args[0].startswith("-"):
+        raise SystemExit("usage: greenroom serve APP_DIR [--port N] [--ip ADDR] [--no-browser] [Voila options]")
+    app_dir, rest = os.path.abspath(args[0]), args[1:]
+    if not os.path.isdir(app_dir):
+        raise SystemExit(f"greenroom serve: {args[0]!r} is not a folder")
+    app_notebook = os.path.join(app_dir, "app.ipynb")
+    translated = [app_notebook if os.path.isfile(app_notebook) else app_dir]
+    if not os.path.isfile(app_notebook):
+        translated.append(f"--Voila.root_dir={app_dir}")
+    index = 0
+    while index < len(rest):
+        option = rest[index]
+        for name, trait in (("--port", "--Voila.port"), ("--ip", "--Voila.ip")):
+            if option == name and index + 1 < len(rest):
+                translated.append(f"{trait}={rest[index + 1]}")
+                index += 2
+                break
+            if option.startswith(name + "="):
+                translated.append(trait + option[len(name):])
+                index += 1
+                break
+        else:
+            translated.append(option)
+            index += 1
+    if not any(a.startswith("--Voila.port_retries") for a in translated):
+        translated.append("--Voila.port_retries=0")
+    return translated
+
+
+def launch(args: list[str]) -> None:
+    """Run ``greenroom serve``."""
+    GreenroomVoila.launch_instance(voila_arguments(args))
+    sys.exit(0)
