@@ -20,11 +20,15 @@ from .links import Link
 if TYPE_CHECKING:
     from .host import Host
 
-__all__ = ["Generation", "LoadFailed"]
+__all__ = ["Generation", "LoadFailed", "NotStarted"]
 
 
 class LoadFailed(Exception):
     """The template process ended before it reported what it loaded."""
+
+
+class NotStarted(Exception):
+    """A call never reached a worker (the worker or its template was already gone): safe to retry."""
 
 
 class Generation:
@@ -45,7 +49,9 @@ class Generation:
         self.waiters: collections.deque[asyncio.Future[Link]] = collections.deque()
         self.spawning = 0
         self.busy = 0
+        self.links: set[Link] = set()
         self.retired = False
+        self.is_lost = False
         self.calls_done = 0
 
     # -- the template ------------------------------------------------------
@@ -78,6 +84,7 @@ class Generation:
         if not self.retired:
             self.log.warning("greenroom: runtime generation %d ended (exit code %s)", self.number, code)
             self.host.on_generation_lost(self)
+        self.host.generations.pop(self.number, None)
 
     def on_template_message(self, route: dict[str, Any]) -> None:
         kind = route.get("kind")
@@ -110,6 +117,7 @@ class Generation:
 
     def attach_worker(self, link: Link) -> None:
         self.spawning = max(0, self.spawning - 1)
+        self.links.add(link)
         if self.retired:
             link.close()
             return
@@ -126,6 +134,8 @@ class Generation:
 
     async def acquire(self) -> Link:
         """A worker for one call: an idle one, else wait for one being forked."""
+        if self.retired:
+            raise NotStarted
         while self.idle:
             link = self.idle.popleft()
             if not link.closed:
@@ -163,18 +173,28 @@ class Generation:
         if self.template is not None and not self.template.closed:
             self.template.send({"kind": "kill", "pid": link.pid}, b"")
 
+    def busy_links(self) -> list[Link]:
+        """Workers running a call now."""
+        return [link for link in self.links if link.reply is not None and not link.closed]
+
     def on_worker_lost(self, link: Link) -> None:
+        self.links.discard(link)
         if link in self.idle:
             self.idle.remove(link)
         self._replenish()
 
     # -- the end -----------------------------------------------------------
+    def lost(self) -> None:
+        """The template died: waiting calls go elsewhere, nothing more is handed out."""
+        self.is_lost = True
+        self.retire()
+
     def retire(self) -> None:
         """Finish the calls in flight, then stop."""
         self.retired = True
         for waiter in self.waiters:
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(NotStarted())  # the caller retries on the serving generation
         while self.idle:
             self.idle.popleft().close()
         if self.busy == 0:

@@ -28,7 +28,7 @@ from greenroom.wire import Parts, route_bytes
 
 from .credentials import Caller, Credentials
 from .discovery import Signature, find_server_notebooks, signature_of
-from .generation import Generation, LoadFailed
+from .generation import Generation, LoadFailed, NotStarted
 from .links import Link
 
 __all__ = ["Host", "error_reply"]
@@ -181,7 +181,7 @@ class Host:
             generation.stop()
 
     def on_generation_lost(self, generation: Generation) -> None:
-        self.generations.pop(generation.number, None)
+        generation.lost()
         if generation is self.generation and not self.stopping:
             self.generation = None  # the next call (or the watcher) starts a new one
             self.rejected = None
@@ -226,6 +226,9 @@ class Host:
                 generation = self.generations.get(link.generation)
                 if generation is not None and link.role == "worker":
                     generation.on_worker_lost(link)
+                elif generation is not None and link.role == "template" and not generation.retired:
+                    self.log.warning("greenroom: runtime generation %d lost its template process", generation.number)
+                    self.on_generation_lost(generation)
 
     async def _nested_call(self, link: Link, route: dict[str, Any], parts: Parts) -> None:
         caller = link.caller or Caller("server", "", "server")
@@ -261,23 +264,36 @@ class Host:
                 self.in_flight.pop(caller.session_key, None)
 
     async def _call(self, caller: Caller, name: str, payload: bytes | memoryview, buffers: list[bytes | memoryview]) -> Reply:
-        generation = await self.current()
-        info = generation.functions.get(name) if generation else None
-        if generation is None or info is None:
-            return self._no_function(name, generation)
-        timeout = float(info.get("timeout") or self.call_timeout)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _attempt in range(3):
+            generation = await self.current()
+            info = generation.functions.get(name) if generation else None
+            if generation is None or info is None:
+                return self._no_function(name, generation)
+            timeout = float(info.get("timeout") or self.call_timeout)
+            try:
+                return await self._run(generation, caller, name, payload, buffers, timeout, started + timeout)
+            except NotStarted:
+                continue  # the worker or its generation was gone before the call reached it: nothing ran
+        return error_reply(ExecutionTerminatedError, f"no worker could start {name!r}: the runtime keeps failing")
+
+    async def _run(self, generation: Generation, caller: Caller, name: str, payload: bytes | memoryview,
+                   buffers: list[bytes | memoryview], timeout: float, deadline: float) -> Reply:
         self.call_ids += 1
         session_payload, session_buffers = self.sessions.get(caller.session_key, EMPTY_SESSION)
         route = {"kind": "call", "cid": self.call_ids, "name": name, "nbuf": len(buffers),
                  "caller": [caller.client_type, caller.client_id]}
         link: Link | None = None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         try:
-            link = await asyncio.wait_for(generation.acquire(), timeout)
+            link = await asyncio.wait_for(generation.acquire(), max(0.0, deadline - loop.time()))
             link.caller = caller
             link.reply = loop.create_future()
             link.send(route, payload, session_payload, *buffers, *session_buffers)
+            if link.writer.transport.is_closing():
+                link.closed = True
+                raise NotStarted  # the write failed at once: the worker was already dead
             reply, parts = await asyncio.wait_for(link.reply, max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             if link is not None:

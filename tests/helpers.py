@@ -132,6 +132,16 @@ class Client:
         self.connection.close()
 
 
+async def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    """Poll ``predicate`` on the event loop (the server keeps running) until true or time runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
 class KernelRunner:
     """Runs code in a real kernel started by the Jupyter server."""
 

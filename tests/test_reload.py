@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import write_notebook
+from helpers import wait_until, write_notebook
 from greenroom.errors import NoServerFunctionError
 
 V1 = "from greenroom import server\n@server.callable\ndef version():\n    return 1\n"
@@ -74,7 +74,7 @@ async def test_calls_in_flight_finish_on_old_code(client, host):
     write_notebook(host.root + "/app.server.ipynb", V1 + "\nimport time\n@server.callable\ndef slow_version():\n    time.sleep(1)\n    return 1\n")
     assert await client.call("version") == 1
     in_flight = asyncio.ensure_future(client.call("slow_version"))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: host.generation.busy == 1)
     write_notebook(host.root + "/app.server.ipynb", V2)
     assert await client.call("version") == 2
     assert await in_flight == 1

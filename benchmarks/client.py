@@ -1,0 +1,104 @@
+"""One external greenroom client process, driven by ``benchmarks/run.py``.
+
+It connects with ``greenroom.connect(url, token=...)`` (the token comes from the
+``GREENROOM_BENCH_TOKEN`` environment variable, so it does not show in ``ps``),
+warms up, prints ``ready`` and waits for ``go`` on stdin, so that several clients
+start measuring together.  Then it measures and writes one JSON object to ``--out``:
+
+- ``calls``: ``add(1, 2)`` back to back, for ``--seconds`` or ``--count`` calls
+  (whichever is given; ``--max-seconds`` bounds a counted run);
+- ``media``: ``echo`` of a ``greenroom.BlobMedia`` of ``--bytes`` bytes, ``--repeat`` times.
+
+Latencies are nanoseconds from ``time.perf_counter_ns`` around each call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import greenroom
+from greenroom import server
+
+TOKEN_VARIABLE = "GREENROOM_BENCH_TOKEN"
+WARMUP_CALLS = 50
+WARMUP_MEDIA = 2
+
+
+def run_calls(seconds: float | None, count: int | None, max_seconds: float, record: bool) -> dict[str, Any]:
+    """Call ``add(1, 2)`` until the time or the count is reached."""
+    latencies: list[int] = []
+    limit = count if count is not None else sys.maxsize
+    started = time.perf_counter_ns()
+    deadline = started + int((seconds if seconds is not None else max_seconds) * 1e9)
+    done = 0
+    now = started
+    while done < limit and now < deadline:
+        before = now
+        result = server.call_s("add", 1, 2)
+        now = time.perf_counter_ns()
+        if result != 3:
+            raise AssertionError(f"add(1, 2) returned {result!r}")
+        if record:
+            latencies.append(now - before)
+        done += 1
+    return {"calls": done, "seconds": (now - started) / 1e9, "latencies_ns": latencies}
+
+
+def run_media(size: int, repeat: int) -> dict[str, Any]:
+    """Echo a BlobMedia of ``size`` bytes ``repeat`` times, checking the bytes that come back."""
+    media = greenroom.BlobMedia("application/octet-stream", os.urandom(size), name="bench.bin")
+    for _ in range(WARMUP_MEDIA):
+        server.call_s("echo", media)
+    latencies: list[int] = []
+    started = time.perf_counter_ns()
+    for _ in range(repeat):
+        before = time.perf_counter_ns()
+        echoed = server.call_s("echo", media)
+        latencies.append(time.perf_counter_ns() - before)
+        if not isinstance(echoed, greenroom.Media) or echoed.get_bytes() != media.get_bytes():
+            raise AssertionError("echo did not return the same Media")
+    return {"calls": repeat, "seconds": (time.perf_counter_ns() - started) / 1e9, "latencies_ns": latencies}
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", help="the Jupyter server's URL")
+    parser.add_argument("--out", required=True, help="file to write the JSON result to")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    calls = modes.add_parser("calls", help="add(1, 2) back to back")
+    amount = calls.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--seconds", type=float)
+    amount.add_argument("--count", type=int)
+    calls.add_argument("--max-seconds", type=float, default=60.0, help="bound of a --count run")
+    calls.add_argument("--no-latencies", action="store_true", help="count calls only")
+    media = modes.add_parser("media", help="echo a BlobMedia")
+    media.add_argument("--bytes", type=int, required=True)
+    media.add_argument("--repeat", type=int, required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_arguments(argv)
+    greenroom.connect(options.url, token=os.environ.get(TOKEN_VARIABLE))
+    if options.mode == "calls":
+        for _ in range(WARMUP_CALLS):
+            server.call_s("add", 1, 2)
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return 1  # the driver gave up on this run
+    if options.mode == "calls":
+        result = run_calls(options.seconds, options.count, options.max_seconds, not options.no_latencies)
+    else:
+        result = run_media(options.bytes, options.repeat)
+    with open(options.out, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
