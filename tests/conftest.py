@@ -63,8 +63,8 @@ def start_kernel(host: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator
     manager = jp_serverapp.kernel_manager
     started: list[tuple[str, Any]] = []
 
-    async def start() -> KernelRunner:
-        kernel_id = await manager.start_kernel(path=str(host.root))
+    async def start(path: str = "") -> KernelRunner:
+        kernel_id = await manager.start_kernel(path=path)
         kernel_client = manager.get_kernel(kernel_id).client()
         kernel_client.start_channels()
         await kernel_client.wait_for_ready(timeout=60)

@@ -20,9 +20,15 @@ class App(w.VBox):
         self.add_class("greenroom-app")
         App.current = self
 
-    def open(self, form: w.Widget) -> w.Widget:
+    def show_form(self, form: w.Widget) -> w.Widget:
+        """Replace the shown Form with ``form``."""
         self.children = (form,)
         return form
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget the current app container (for tests)."""
+        cls.current = None
 
 
 def open_form(form: w.Widget) -> App:
@@ -30,7 +36,7 @@ def open_form(form: w.Widget) -> App:
     if not isinstance(form, w.Widget):
         raise TypeError(f"open_form needs a widget (a Form), not {type(form).__name__}")
     app = App.current or App()
-    app.open(form)
+    app.show_form(form)
     return app
 
 
