@@ -1,7 +1,8 @@
 """greenroom performance suite: one run, real Jupyter servers, the DESIGN.md targets.
 
-``.venv/bin/python benchmarks/run.py`` (about 3-5 minutes on 2 cores) or
-``benchmarks/run.py --quick`` (a smoke run of well under a minute).
+``.venv/bin/python benchmarks/run.py`` (about 2 minutes on 2 cores; every step is
+bounded, so a bad run ends well within 6) or ``benchmarks/run.py --quick`` (a smoke
+run of about 30 s).
 
 What it does, with a server notebook that imports pandas (a realistic template):
 
@@ -11,16 +12,18 @@ What it does, with a server notebook that imports pandas (a realistic template):
    ``add(1, 2)`` from a kernel the server launched (the timing loop runs inside
    the kernel), from one external process, and from 8 concurrent external
    processes; drives the host to 100,000 calls while sampling its RSS; echoes a
-   10 MB ``BlobMedia``;
+   10 MiB ``BlobMedia``;
 3. does the same in fresh-state mode (the default), with a paced run (calls
    20 ms apart, slower than the runtime prepares fresh workers) and the
    sustained back-to-back rate;
 4. measures the floors: an in-process Python call and a bare tornado WebSocket
    echo on loopback.
 
-It prints one table (what, p50 ms, p99 ms, calls/s, target, met?, notes) and
-writes it, with the run's details, to ``benchmarks/results/latest.json``.
-Every server is a subprocess ended by its own pid; every step is bounded in time.
+It prints one table (what, p50 ms, p99 ms, calls/s, target, met?, notes; the notes
+give the CPU each call cost the host and the runtime) and writes it, with the
+run's details, to ``benchmarks/results/latest.json``.  Every server is a
+subprocess ended by its own pid.  The machine's load average is reported: other
+work on a 2-core machine shows up directly in these numbers.
 """
 
 from __future__ import annotations
@@ -63,8 +66,8 @@ KERNEL_READY_TIMEOUT = 60.0
 CLIENT_READY_TIMEOUT = 60.0
 HTTP_TIMEOUT = 10.0
 RSS_SAMPLE_INTERVAL = 0.5
-WARM_FRACTION = 0.2  # RSS growth is judged from this share of the 100,000 calls to the end
-GROWTH_TOLERANCE_MB = 5.0  # allocator noise; a leak of even 50 bytes per call would be 4 MB
+WARM_FRACTION = 0.2  # RSS growth is judged from this share of the calls (20,000 of 100,000) to the end
+GROWTH_TOLERANCE_MB = 5.0  # allocator noise; a leak of 64 bytes per call over 80,000 calls would be 5 MB
 
 SERVER_NOTEBOOK = '''\
 import pandas  # a realistic template: the runtime forks workers from a process holding pandas
@@ -200,17 +203,19 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _met(row: Row) -> str:
+    return "-" if row.met is None else ("yes" if row.met else "NO")
+
+
 def format_row(row: Row) -> str:
-    met = "-" if row.met is None else ("yes" if row.met else "NO")
     return (f"p50 {_number(row.p50_ms)} ms, p99 {_number(row.p99_ms)} ms, {_number(row.calls_per_s)} calls/s, "
-            f"target {row.target}: {met}{'; ' + row.notes if row.notes else ''}")
+            f"target {row.target}: {_met(row)}{'; ' + row.notes if row.notes else ''}")
 
 
 def render_table(rows: Sequence[Row]) -> str:
     header = ("what", "p50 ms", "p99 ms", "calls/s", "target", "met?", "notes")
     lines = [
-        (row.what, _number(row.p50_ms), _number(row.p99_ms), _number(row.calls_per_s), row.target,
-         "-" if row.met is None else ("yes" if row.met else "NO"), row.notes)
+        (row.what, _number(row.p50_ms), _number(row.p99_ms), _number(row.calls_per_s), row.target, _met(row), row.notes)
         for row in rows
     ]
     widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header) - 1)]
@@ -259,6 +264,29 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise BenchmarkError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``pid`` itself, and of its children it has reaped (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid``, its live children and its reaped children (the runtime: template + workers)."""
+    own, reaped = cpu_seconds(pid)
+    total = own + reaped
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += cpu_seconds(int(child))[0]
+        except OSError:
+            pass  # ended in between; counted once its parent reaps it
+    return total
 
 
 class JupyterServer:
@@ -351,6 +379,10 @@ class JupyterServer:
     def calls_done(self) -> int:
         serving = self.api("GET", "greenroom/api/status").get("serving") or {}
         return int(serving.get("calls_done", 0))
+
+    def template_pid(self) -> int | None:
+        serving = self.api("GET", "greenroom/api/status").get("serving") or {}
+        return serving.get("pid")
 
     def start_kernel(self) -> Kernel:
         kernel_id = self.api("POST", "api/kernels", {"name": "python3"}, timeout=KERNEL_READY_TIMEOUT)["id"]
@@ -481,6 +513,9 @@ def run_clients(
     finally:
         for process in processes:
             end_process(process, grace=5.0)
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
 
 
 def _wait_for_ready(processes: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path]) -> None:
@@ -506,6 +541,37 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 # -- measurements ----------------------------------------------------------
+class CpuMeter:
+    """CPU per call spent by the host (the Jupyter server process) and the runtime during a ``with`` block.
+
+    Resolution is one clock tick (10 ms), so it needs a few hundred calls to mean something.
+    """
+
+    def __init__(self, server: JupyterServer) -> None:
+        self.server = server
+        self.template = server.template_pid()
+        self.start: tuple[int, float, float] = (0, 0.0, 0.0)
+        self.end: tuple[int, float, float] = (0, 0.0, 0.0)
+
+    def _snapshot(self) -> tuple[int, float, float]:
+        runtime = tree_cpu_seconds(self.template) if self.template else 0.0
+        return self.server.calls_done(), cpu_seconds(self.server.pid)[0], runtime
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end = self._snapshot()
+
+    def note(self) -> str:
+        calls = self.end[0] - self.start[0]
+        if calls <= 0:
+            return "no calls counted"
+        host, runtime = ((self.end[i] - self.start[i]) / calls * 1e3 for i in (1, 2))
+        return f"CPU/call: host {host:.2f} ms, runtime {runtime:.2f} ms"
+
+
 def kernel_round_trips(kernel: Kernel, calls: int, warmup: int, pace_ms: float = 0.0) -> Sample:
     """``add(1, 2)`` timed inside the kernel, ``calls`` times (``pace_ms`` apart if given)."""
     code = KERNEL_LOOP.format(calls=calls, warmup=warmup, pace_ns=int(pace_ms * 1e6))
@@ -575,33 +641,35 @@ def baseline_rss(workdir: Path) -> float:
 
 def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float) -> None:
     with running(JupyterServer(workdir, "persistent", {"persistent": True})) as server:
-        trace = MemoryTrace()
-        trace.record(server)
-        progress("persistent: add(1, 2) from a kernel")
         kernel = server.start_kernel()
-        sample = kernel_round_trips(kernel, plan.kernel_calls_persistent, plan.kernel_warmup)
+        trace = MemoryTrace()
+        trace.record(server)  # like the plain server's baseline: running, one kernel, no call yet
+        progress("persistent: add(1, 2) from a kernel")
+        with CpuMeter(server) as cpu:
+            sample = kernel_round_trips(kernel, plan.kernel_calls_persistent, plan.kernel_warmup)
         report.add(Row.of("persistent: add(1,2) from a kernel", sample, "p50<=0.5, p99<=2",
-                          sample.p50 <= 0.5 and sample.p99 <= 2.0, f"N={plan.kernel_calls_persistent}"))
-        sample = single_client(server, plan)
+                          sample.p50 <= 0.5 and sample.p99 <= 2.0, f"N={plan.kernel_calls_persistent}; {cpu.note()}"))
+        with CpuMeter(server) as cpu:
+            sample = single_client(server, plan)
         report.add(Row.of("persistent: add(1,2) from a script (1 client)", sample,
-                          notes=f"N={plan.external_calls}, greenroom.connect"))
+                          notes=f"N={plan.external_calls}, greenroom.connect; {cpu.note()}"))
         progress(f"persistent: {plan.clients} concurrent clients")
-        sample = concurrent_rate(server, plan)
+        with CpuMeter(server) as cpu:
+            sample = concurrent_rate(server, plan)
         report.add(Row.of(f"persistent: {plan.clients} concurrent clients", sample, ">=3000 calls/s",
-                          sample.calls_per_s >= 3000, f"{plan.client_seconds:g} s; latency under load"))
+                          sample.calls_per_s >= 3000, f"{plan.client_seconds:g} s, latency under load; {cpu.note()}"))
         progress(f"persistent: driving the host to {plan.total_calls:,} calls")
         made, rate = drive_calls(server, plan, trace)
         time.sleep(1.0)
         trace.record(server)
         report_memory(report, trace, plan, plain_rss, made, rate)
-        progress("persistent: 10 MB Media echo")
+        report.details["persistent_rss_trace"] = trace.samples
+        progress("persistent: Media echo")
         before = rss_mb(server.pid)
         sample = media_round_trips(server, plan)
         time.sleep(1.0)
-        report.add(Row.of(f"persistent: {plan.media_bytes / 2**20:g} MB BlobMedia echo", sample, "p50<=50",
-                          sample.p50 <= 50.0,
-                          f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB"))
-        report.details["persistent_rss_trace"] = trace.samples
+        report.add(Row.of(f"persistent: {plan.media_bytes / 2**20:g} MiB BlobMedia echo", sample, "p50<=50",
+                          sample.p50 <= 50.0, f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB"))
 
 
 def report_memory(report: Report, trace: MemoryTrace, plan: Plan, plain_rss: float, made: int, rate: float | None) -> None:
@@ -614,7 +682,7 @@ def report_memory(report: Report, trace: MemoryTrace, plan: Plan, plain_rss: flo
         f"host RSS overhead after {end_calls:,} calls", target="<=60 MB", met=overhead <= 60.0,
         calls_per_s=rate,
         notes=(f"{overhead:+.1f} MB: {end_rss:.1f} MB vs plain jupyter server {plain_rss:.1f} MB; "
-               f"{made:,} of the calls by {plan.clients} clients{shortfall}"),
+               f"{made:,} of the calls (and the calls/s) by {plan.clients} clients{shortfall}"),
     ))
     growth = end_rss - warm_rss
     report.add(Row(
@@ -629,22 +697,24 @@ def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
     with running(JupyterServer(workdir, "fresh", {"persistent": False})) as server:
         kernel = server.start_kernel()
         progress(f"fresh: add(1, 2) from a kernel, paced {plan.pace_ms:g} ms apart")
-        sample = kernel_round_trips(kernel, plan.paced_calls, plan.kernel_warmup // 4, plan.pace_ms)
+        with CpuMeter(server) as cpu:
+            sample = kernel_round_trips(kernel, plan.paced_calls, plan.kernel_warmup // 4, plan.pace_ms)
         report.add(Row.of(f"fresh: add(1,2) from a kernel, paced {plan.pace_ms:g} ms", sample, "p50<=2",
-                          sample.p50 <= 2.0, f"N={plan.paced_calls}"))
+                          sample.p50 <= 2.0, f"N={plan.paced_calls}; {cpu.note()}"))
         progress("fresh: add(1, 2) from a kernel, back to back")
-        sample = kernel_round_trips(kernel, plan.kernel_calls_fresh, plan.kernel_warmup // 4)
+        with CpuMeter(server) as cpu:
+            sample = kernel_round_trips(kernel, plan.kernel_calls_fresh, plan.kernel_warmup // 4)
         report.add(Row.of("fresh: add(1,2) from a kernel, back to back", sample, "report (sustained rate)",
-                          notes=f"N={plan.kernel_calls_fresh}"))
+                          notes=f"N={plan.kernel_calls_fresh}; {cpu.note()}"))
         progress(f"fresh: {plan.clients} concurrent clients")
-        sample = concurrent_rate(server, plan)
+        with CpuMeter(server) as cpu:
+            sample = concurrent_rate(server, plan)
         report.add(Row.of(f"fresh: {plan.clients} concurrent clients", sample, "report",
-                          notes=f"{plan.client_seconds:g} s; latency under load"))
-        progress("fresh: 10 MB Media echo")
+                          notes=f"{plan.client_seconds:g} s, latency under load; {cpu.note()}"))
+        progress("fresh: Media echo")
         sample = media_round_trips(server, plan)
-        report.add(Row.of(f"fresh: {plan.media_bytes / 2**20:g} MB BlobMedia echo", sample, "p50<=50",
+        report.add(Row.of(f"fresh: {plan.media_bytes / 2**20:g} MiB BlobMedia echo", sample, "p50<=50",
                           sample.p50 <= 50.0, f"N={plan.media_repeat}"))
-        report.details["fresh_status"] = server.api("GET", "greenroom/api/status")
 
 
 def add(a: int, b: int) -> int:
@@ -658,7 +728,7 @@ def bench_floors(plan: Plan, report: Report) -> None:
     per_call_ms = [seconds / number * 1e3 for seconds in timer.repeat(repeat=7, number=number)]
     median = statistics.median(per_call_ms)
     report.add(Row("floor: in-process Python call", median, None, 1e3 / median,
-                   notes=f"timeit, median of 7 x {number:,}"))
+                   notes=f"{median * 1e6:.0f} ns; timeit, median of 7 x {number:,}"))
     try:
         completed = subprocess.run([sys.executable, str(WS_FLOOR_SCRIPT), "--calls", str(plan.floor_calls)],
                                    capture_output=True, text=True, timeout=120, check=True)
@@ -698,6 +768,17 @@ def run(plan: Plan, quick: bool) -> Report:
     return report
 
 
+def summary(report: Report) -> str:
+    details = report.details
+    cpus = details["machine"]["cpus"] or 1
+    start, end = details["machine"]["loadavg_at_start"][0], details["loadavg_at_end"][0]
+    text = (f"{'quick run, ' if details['quick'] else ''}{details['seconds']:.0f} s; {cpus} CPUs, "
+            f"1-minute load average {start:.2f} at the start, {end:.2f} at the end")
+    if start > cpus / 2:  # the end includes this run's own load
+        text += " (other work was running at the start: expect noisy numbers)"
+    return text
+
+
 def save(report: Report, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"rows": [asdict(row) for row in report.rows], "details": report.details}
@@ -717,11 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("benchmark interrupted", file=sys.stderr)
         return 130
-    print(render_table(report.rows))
-    load = report.details["machine"]["loadavg_at_start"]
-    print(f"\n{'quick run; ' if options.quick else ''}{report.details['seconds']:.0f} s; "
-          f"{report.details['machine']['cpus']} CPUs, load average at start {load[0]:.2f}; results in {options.output}")
     save(report, options.output)
+    print(render_table(report.rows))
+    print(f"\n{summary(report)}; results in {options.output}")
     return 0
 
 

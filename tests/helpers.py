@@ -108,6 +108,7 @@ async def later(x):
 def write_notebook(path: str | os.PathLike[str], *cells: str | tuple[str, list[str]]) -> None:
     """Write a notebook whose code cells are ``cells`` (a tuple adds tags)."""
     document = nbformat.v4.new_notebook()
+    document.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     for cell in cells:
         source, tags = (cell, []) if isinstance(cell, str) else cell
         document.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))

@@ -17,8 +17,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Poll ``url`` until it answers (any HTTP status) or the process dies or time runs out."""
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60, any_status: bool = True) -> None:
+    """Poll ``url`` until it answers (any HTTP status, or only success) or the process dies or time runs out."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -28,7 +28,9 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 6
             opener.open(url, timeout=2).close()
             return
         except urllib.error.HTTPError:
-            return
+            if any_status:
+                return
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
