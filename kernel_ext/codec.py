@@ -87,10 +87,12 @@ class _Encoder:
         raise SerializationError(f"{path}: {kind.__qualname__} cannot be sent (allowed: {_ALLOWED})")
 
     def _base_scalar(self, value: Any, path: str, depth: int) -> Jsonable:
-        for base in (bool, int, float, str):
-            if isinstance(value, base):
-                return self.encode(base(value), path, depth)
-        raise AssertionError("unreachable")
+        # The base type's own conversion, never a subclass's __str__ (a (str, Enum) member sends its value).
+        if isinstance(value, int):
+            return self.encode(int.__index__(value), path, depth)
+        if isinstance(value, float):
+            return self.encode(float.__float__(value), path, depth)
+        return self.encode(str.__str__(value), path, depth)
 
     def _container(self, value: Any, path: str, depth: int, encode_items: Any) -> Jsonable:
         marker = id(value)
@@ -127,10 +129,19 @@ def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> t
     return encoder.encode(value, path, 0), encoder.buffers
 
 
+def _dumps(tree: Jsonable) -> bytes:
+    text = json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (an undecodable file name): \u escapes keep the JSON valid UTF-8 and round-trip.
+        return json.dumps(tree, separators=(",", ":"), allow_nan=False).encode()
+
+
 def encode_json(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[bytes, Buffers]:
     """Encode ``value`` as UTF-8 JSON bytes plus buffers."""
     tree, buffers = encode(value, path, registry)
-    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), buffers
+    return _dumps(tree), buffers
 
 
 class _Decoder:
@@ -161,6 +172,8 @@ class _Decoder:
             if key == "$date":
                 return datetime.date.fromisoformat(data)
             if key == "$int":
+                if not isinstance(data, str):
+                    raise ValueError("an encoded int is a string of digits")
                 return int(data)
             if key == "$float":
                 if data not in ("nan", "inf", "-inf"):
@@ -170,7 +183,11 @@ class _Decoder:
                 return {str(k): self.decode(v, depth + 1) for k, v in data}
             if key == "$media":
                 index, content_type, name = data
-                return BlobMedia(str(content_type), self.buffers[index], name=name)
+                if type(index) is not int or not 0 <= index < len(self.buffers):
+                    raise ValueError(f"no buffer {index!r}")
+                if not isinstance(content_type, str) or not (name is None or isinstance(name, str)):
+                    raise ValueError("content type and name must be strings")
+                return BlobMedia(content_type, self.buffers[index], name=name)
             if key == "$url":
                 url, content_type, name = data
                 return URLMedia(url, content_type, name)
@@ -182,10 +199,10 @@ class _Decoder:
                         f"portable class {name!r} is not registered here: define it in a module "
                         "both sides import and decorate it with @server.portable_class"
                     )
-                return rebuild(cls, self.decode(state, depth + 1))
+                return rebuild(cls, self.decode(state, depth))
         except WireError:
             raise
-        except (TypeError, ValueError, IndexError, AttributeError) as error:
+        except (TypeError, ValueError, IndexError, AttributeError, KeyError, OverflowError) as error:
             raise WireError(f"malformed {key} value: {error}") from None
         raise WireError(f"unknown tag {key!r} in an encoded value")
 
@@ -210,7 +227,7 @@ def encode_arguments(
     """Encode call arguments as one payload; paths read ``args[0]...`` and ``kwargs['x']...``."""
     encoder = _Encoder(registry or portable_classes)
     tree = [encoder.encode(list(args), "args", 0), encoder.encode(kwargs, "kwargs", 0)]
-    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), encoder.buffers
+    return _dumps(tree), encoder.buffers
 
 
 def decode_arguments(data: bytes | memoryview, buffers: Buffers) -> tuple[list[Any], dict[str, Any]]:

@@ -59,25 +59,38 @@ def portable_class(cls_or_name: Any = None) -> Any:
     return decorate
 
 
+_NOT_STATE = ("remote_frames", "remote_frames_data", "__notes__")
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    state = {k: v for k, v in getattr(value, "__dict__", {}).items() if k not in _NOT_STATE}
+    for cls in type(value).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                state[slot] = getattr(value, slot)
+    return state
+
+
 def state_of(value: Any) -> dict[str, Any]:
-    """The state a portable instance sends."""
+    """The state a portable instance sends (its attributes, slots included, or ``__serialize__()``)."""
     serialize: Callable[[], Any] | None = getattr(value, "__serialize__", None)
     if serialize is not None:
         return {"state": serialize()}
     if isinstance(value, BaseException):
-        return {"args": list(value.args), "state": dict(vars(value))}
-    return {"state": dict(vars(value))}
+        return {"args": list(value.args), "state": _attributes(value)}
+    return {"state": _attributes(value)}
 
 
 def rebuild(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a portable instance from :func:`state_of` output."""
     deserialize = getattr(cls, "__deserialize__", None)
     if deserialize is not None:
-        return deserialize(data["state"])
+        return deserialize(data.get("state"))
     if issubclass(cls, BaseException):
         instance = cls.__new__(cls, *data.get("args", []))
         instance.args = tuple(data.get("args", []))
     else:
         instance = cls.__new__(cls)
-    instance.__dict__.update(data.get("state") or {})
+    for name, attribute in (data.get("state") or {}).items():
+        object.__setattr__(instance, name, attribute)
     return instance

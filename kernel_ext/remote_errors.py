@@ -52,9 +52,12 @@ def error_to_data(error: BaseException, locate: FrameLocator) -> ErrorData:
         "message": str(error),
         "frames": _frames(error.__traceback__, locate),
     }
+    # A nested call's error passed on: this process's frames first, the inner call's (more recent) last.
+    data["frames"] = data["frames"] + list(getattr(error, "remote_frames_data", []))
+    if isinstance(error, OSError) and error.filename is not None:
+        data["filenames"] = [str(error.filename), None if error.filename2 is None else str(error.filename2)]
     if isinstance(error, GreenroomError) and kind.__module__.startswith("greenroom"):
         data["module"] = "greenroom.errors"
-        data["frames"] = getattr(error, "remote_frames_data", []) + data["frames"]
         if isinstance(error, RemoteError):
             data["remote_type"] = error.type_name
             data["remote_message"] = error.remote_message
@@ -95,10 +98,19 @@ def _rebuild(data: ErrorData) -> BaseException:
         return _GREENROOM_ERRORS[type_name](message)
     candidate = getattr(builtins, type_name, None) if module == "builtins" else None
     if isinstance(candidate, type) and issubclass(candidate, Exception):
-        try:
-            return candidate(*args) if args is not None else candidate(message)
-        except Exception:  # noqa: BLE001 - an odd constructor: fall back to the message
-            return candidate(message)
+        for attempt in (args, [message]):
+            if attempt is None:
+                continue
+            try:
+                rebuilt = candidate(*attempt)
+            except Exception:  # noqa: BLE001, S112 - an odd constructor (UnicodeDecodeError, ExceptionGroup)
+                continue
+            filenames = data.get("filenames")
+            if isinstance(rebuilt, OSError) and isinstance(filenames, list) and len(filenames) == 2:
+                rebuilt.filename = filenames[0]
+                if filenames[1] is not None:
+                    rebuilt.filename2 = filenames[1]
+            return rebuilt
     qualified = type_name if module in (None, "builtins", "__main__") else f"{module}.{type_name}"
     return RemoteError(qualified, message)
 
@@ -109,7 +121,8 @@ def error_from_data(data: ErrorData) -> BaseException:
         return WireError("malformed error from the host")
     error = _rebuild(data)
     frames = []
-    for frame in data.get("frames") or []:
+    raw_frames = data.get("frames")
+    for frame in raw_frames if isinstance(raw_frames, list) else []:
         try:
             notebook, cell, line, function = frame
             frames.append(RemoteFrame(str(notebook), int(cell), int(line), str(function)))

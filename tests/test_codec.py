@@ -350,11 +350,6 @@ def test_newest_registration_of_a_name_wins(portables: None) -> None:
         encode_json(Point(1, 2), "return value")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portable.py:68-69 state_of uses vars(): a @portable_class with __slots__ (e.g. dataclass(slots=True)) "
-    "raises a bare TypeError without the path instead of being sent (or a SerializationError naming the path)",
-)
 def test_portable_slotted_dataclass(portables: None) -> None:
     portable_class(SlottedPoint)
     try:
@@ -415,11 +410,6 @@ def test_scalar_subclasses_encode_as_their_base(value: Any, expected: Any) -> No
     assert _normal(args[0]) == _normal(expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py:92 _base_scalar calls str(value), i.e. the subclass's __str__: a (str, Enum) member "
-    "is sent as 'Mode.FAST' instead of 'fast' (fix: str.__str__(value) / int.__int__ / float.__float__)",
-)
 @pytest.mark.parametrize(("value", "expected"), [(Mode.FAST, "fast"), (Shouty("quiet"), "quiet")], ids=["str-Enum", "str-__str__"])
 def test_str_subclass_sends_its_value_not_its_str(value: Any, expected: str) -> None:
     assert _json_roundtrip(value) == expected
@@ -562,12 +552,6 @@ def test_nesting_beyond_max_depth_is_refused_with_its_path() -> None:
         encode_json(_nested_lists(10_000), "return value")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py:185 decodes a portable object's state at depth+1 although the encoder counts the "
-    "state wrapper at the object's own level: a value encode_json accepts is refused by decode_json "
-    "(fix: self.decode(state, depth))",
-)
 def test_portable_objects_near_max_depth_round_trip(portables: None) -> None:
     chain: Any = "leaf"
     for _ in range(80):  # the encoder counts 2 levels per object: 160 < MAX_DEPTH
@@ -577,12 +561,6 @@ def test_portable_objects_near_max_depth_round_trip(portables: None) -> None:
     assert type(got) is Point
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py:133 and :213 encode the JSON text with str.encode(): a str holding a lone surrogate "
-    "(e.g. from os.fsdecode or surrogateescape) raises UnicodeEncodeError, not a round trip or a "
-    "SerializationError naming the path (fix: .encode('utf-8', 'surrogatepass'), which json.loads reads back)",
-)
 @pytest.mark.parametrize("encode_kind", ["encode_json", "encode_arguments"])
 def test_lone_surrogate_is_sent_or_refused_cleanly(encode_kind: str) -> None:
     value = {"name": "file\udcff.txt"}
@@ -669,12 +647,6 @@ def test_malformed_portable_state_raises_wire_error(portables: None, data: bytes
         decode_json(data, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py:188 does not catch KeyError (portable.py:76 data['state']) nor OverflowError "
-    "(int(inf) for $int): malformed input escapes as KeyError/OverflowError instead of WireError "
-    "(fix: catch KeyError/OverflowError too, and only accept a str for $int)",
-)
 @pytest.mark.parametrize(
     "data",
     [
@@ -690,11 +662,6 @@ def test_malformed_input_escaping_as_other_exceptions(portables: None, data: byt
         decode_json(data, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py:172-173 accept a negative (or bool) $media index and a non-str name: "
-    "buffers[-1] silently picks another buffer (fix: require 0 <= int index < len(buffers), str|None name)",
-)
 @pytest.mark.parametrize(
     "data",
     [b'{"$media":[-1,"text/plain",null]}', b'{"$media":[true,"text/plain",null]}', b'{"$media":[0,"text/plain",[1]]}'],
@@ -771,13 +738,6 @@ def test_builtin_error_with_unsendable_args_keeps_its_message() -> None:
     assert str(got) == "{1, 2}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:101 the fallback candidate(message) is unguarded: a built-in exception whose "
-    "constructor needs several args that cannot be sent (UnicodeDecodeError holds bytes; ExceptionGroup "
-    "holds exceptions) makes error_from_data raise TypeError instead of returning an error "
-    "(fix: fall back to RemoteError(type_name, message) when that also fails)",
-)
 @pytest.mark.parametrize("kind", ["UnicodeDecodeError", "ExceptionGroup"])
 def test_builtin_error_with_unusual_constructor_is_still_rebuilt(kind: str) -> None:
     if kind == "UnicodeDecodeError":
@@ -792,12 +752,6 @@ def test_builtin_error_with_unusual_constructor_is_still_rebuilt(kind: str) -> N
     assert str(original) in str(got)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:62 sends only error.args: OSError keeps filename outside args, so "
-    "FileNotFoundError('...', 'data.csv') arrives without the file name in its message "
-    "(fix: send/rebuild errno, strerror, filename, filename2 for OSError)",
-)
 def test_os_error_keeps_its_filename() -> None:
     try:
         open("/nonexistent-greenroom-dir/data.csv")  # noqa: SIM115
@@ -821,7 +775,7 @@ def test_greenroom_errors_are_rebuilt_as_themselves(error: GreenroomError) -> No
     assert str(got) == str(error)
     if isinstance(error, GreenroomTimeoutError):
         assert isinstance(got, TimeoutError)  # the built-in, so `except TimeoutError` works
-        assert got is not None and type(got) is server.TimeoutError
+        assert type(got) is server.TimeoutError
 
 
 def test_remote_error_relays_its_type_and_message() -> None:
@@ -969,21 +923,11 @@ def test_malformed_frames_are_skipped() -> None:
     assert got.remote_frames == [RemoteFrame("a.server.ipynb", 2, 3, "g")]  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:112 iterates data['frames'] unchecked: a non-iterable value (e.g. 5) makes "
-    "error_from_data raise TypeError (fix: ignore frames unless it is a list)",
-)
 def test_non_list_frames_are_ignored() -> None:
     got = error_from_data({"type": "ValueError", "module": "builtins", "message": "m", "frames": 5})
     assert type(got) is ValueError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:55-57 only relays remote_frames_data for greenroom errors: a built-in error "
-    "raised by a nested server.call loses the inner server frames when relayed",
-)
 def test_nested_call_keeps_inner_frames_of_builtin_errors() -> None:
     error, locate = _server_error()
     inner = error_from_data(error_to_data(error, locate))  # arrives in the outer server function
@@ -991,11 +935,6 @@ def test_nested_call_keeps_inner_frames_of_builtin_errors() -> None:
     assert ["calc.server.ipynb", 7, 4, "check_password"] in relayed["frames"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:57 puts the inner call's frames before the outer frames, although the inner "
-    "ones are the most recent and the note reads 'most recent call last' (fix: data['frames'] + remote)",
-)
 def test_nested_call_frames_are_in_call_order() -> None:
     inner = error_from_data({"type": "Boom", "module": "m", "message": "x", "frames": [["inner.server.ipynb", 1, 2, "inner"]]})
     namespace: dict[str, Any] = {}
@@ -1007,12 +946,6 @@ def test_nested_call_frames_are_in_call_order() -> None:
     assert relayed["frames"] == [["outer.server.ipynb", 3, 2, "outer"], ["inner.server.ipynb", 1, 2, "inner"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote_errors.py:118-119 stores RemoteFrame objects on a rebuilt portable exception; relaying it "
-    "from a nested call then fails to encode its state (RemoteFrame is not sendable), so it degrades to "
-    "RemoteError (fix: keep frames off the instance __dict__, or exclude them from state_of)",
-)
 def test_portable_exception_relayed_through_a_nested_call(portables: None) -> None:
     namespace: dict[str, Any] = {}
     exec(compile("def f(e):\n    raise e\n", "<cell-1>", "exec"), namespace)  # noqa: S102
