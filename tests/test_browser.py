@@ -146,3 +146,13 @@ def test_listing_and_pages_hide_server_notebooks(published_app):
         except urllib.error.HTTPError as error:
             body = error.read()
         assert b"game.server" not in body and SECRET.encode() not in body
+
+
+async def test_published_call_socket_refuses_browsers(published_app):
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    url = published_app.replace("http://", "ws://") + "/greenroom/api/ws"
+    with pytest.raises(HTTPClientError) as caught:
+        await websocket_connect(HTTPRequest(url, headers={"Origin": published_app}))
+    assert caught.value.code == 403
