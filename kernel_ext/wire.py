@@ -22,6 +22,9 @@ from .errors import WireError
 __all__ = [
     "MAX_PARTS",
     "Parts",
+    "check_count",
+    "part_lengths",
+    "split",
     "Route",
     "frame_prefix",
     "pack",
@@ -67,16 +70,28 @@ def pack(parts: Parts) -> bytes:
     return b"".join([frame_prefix(parts), *parts])
 
 
-def _lengths(prefix: bytes | memoryview, count: int, available: int, limit: int) -> list[int]:
+def check_count(count: int) -> None:
+    """:class:`WireError` unless a message may have ``count`` parts."""
     if not 2 <= count <= MAX_PARTS:
         raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
-    lengths = list(struct.unpack_from(f"!{count}Q", prefix, _COUNT.size))
-    total = sum(lengths)
+
+
+def part_lengths(lengths: bytes | memoryview, count: int, limit: int) -> list[int]:
+    """Decode the ``!Q`` lengths of ``count`` parts; :class:`WireError` if they add up past ``limit``."""
+    parsed = list(struct.unpack(f"!{count}Q", lengths))
+    total = sum(parsed)
     if total > limit:
         raise WireError(f"message of {total} bytes is larger than the limit of {limit} bytes")
-    if available >= 0 and total != available:
-        raise WireError(f"message parts add up to {total} bytes but {available} arrived")
-    return lengths
+    return parsed
+
+
+def split(body: memoryview, lengths: list[int], offset: int = 0) -> Parts:
+    """Views of the parts of ``body`` (no copies)."""
+    parts: Parts = []
+    for length in lengths:
+        parts.append(body[offset : offset + length])
+        offset += length
+    return parts
 
 
 def unpack(data: bytes | memoryview, limit: int) -> Parts:
@@ -85,16 +100,14 @@ def unpack(data: bytes | memoryview, limit: int) -> Parts:
     if len(view) < _COUNT.size:
         raise WireError("truncated message")
     (count,) = _COUNT.unpack_from(view)
+    check_count(count)
     head = _COUNT.size + 8 * count
-    if count > MAX_PARTS or len(view) < head:
+    if len(view) < head:
         raise WireError("truncated or oversized message header")
-    lengths = _lengths(view, count, len(view) - head, limit)
-    parts: Parts = []
-    offset = head
-    for length in lengths:
-        parts.append(view[offset : offset + length])
-        offset += length
-    return parts
+    lengths = part_lengths(view[_COUNT.size : head], count, limit)
+    if sum(lengths) != len(view) - head:
+        raise WireError(f"message parts add up to {sum(lengths)} bytes but {len(view) - head} arrived")
+    return split(view, lengths, head)
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
@@ -112,17 +125,9 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
 def recv_message(sock: socket.socket, limit: int) -> Parts:
     """Read one message from a blocking stream socket."""
     (count,) = _COUNT.unpack(_recv_exactly(sock, _COUNT.size))
-    if not 2 <= count <= MAX_PARTS:
-        raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
-    prefix = bytes(_COUNT.size) + bytes(_recv_exactly(sock, 8 * count))
-    lengths = _lengths(prefix, count, -1, limit)
-    body = memoryview(_recv_exactly(sock, sum(lengths)))
-    parts: Parts = []
-    offset = 0
-    for length in lengths:
-        parts.append(body[offset : offset + length])
-        offset += length
-    return parts
+    check_count(count)
+    lengths = part_lengths(_recv_exactly(sock, 8 * count), count, limit)
+    return split(memoryview(_recv_exactly(sock, sum(lengths))), lengths)
 
 
 def send_message(sock: socket.socket, parts: Parts) -> None:

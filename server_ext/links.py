@@ -6,8 +6,7 @@ import asyncio
 import struct
 from typing import Any
 
-from greenroom.errors import WireError
-from greenroom.wire import MAX_PARTS, Parts, frame_prefix, parse_route, route_bytes
+from greenroom.wire import Parts, check_count, frame_prefix, parse_route, part_lengths, route_bytes, split
 
 __all__ = ["Link", "read_message"]
 
@@ -17,19 +16,9 @@ _COUNT = struct.Struct("!I")
 async def read_message(reader: asyncio.StreamReader, limit: int) -> Parts:
     """Read one framed message; :class:`WireError` if it breaks the rules, EOF as IncompleteReadError."""
     (count,) = _COUNT.unpack(await reader.readexactly(_COUNT.size))
-    if not 2 <= count <= MAX_PARTS:
-        raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
-    lengths = struct.unpack(f"!{count}Q", await reader.readexactly(8 * count))
-    total = sum(lengths)
-    if total > limit:
-        raise WireError(f"message of {total} bytes is larger than the limit of {limit} bytes")
-    body = memoryview(await reader.readexactly(total))
-    parts: Parts = []
-    offset = 0
-    for length in lengths:
-        parts.append(body[offset : offset + length])
-        offset += length
-    return parts
+    check_count(count)
+    lengths = part_lengths(await reader.readexactly(8 * count), count, limit)
+    return split(memoryview(await reader.readexactly(sum(lengths))), lengths)
 
 
 class Link:

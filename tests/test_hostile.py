@@ -49,7 +49,7 @@ HAND_CASES = [
     ("zero parts", struct.pack("!I", 0), "parts"),
     ("one part", pack([b"{}"])[:12], "parts"),
     ("lengths beyond data", struct.pack("!IQQ", 2, 10, 10) + b"abc", "arrived"),
-    ("huge part count", struct.pack("!I", 2**31) + b"\x00" * 16, "oversized"),
+    ("huge part count", struct.pack("!I", 2**31) + b"\x00" * 16, "parts"),
     ("route not json", pack([b"\xff\xfe", b""]), "malformed message header"),
     ("route is a list", pack([b"[1,2]", b""]), "JSON object"),
     ("kind not a string", pack([b'{"kind": 5, "id": 1}', b""]), "JSON object"),
