@@ -1,6 +1,6 @@
 """greenroom performance suite: one run, real Jupyter servers, the DESIGN.md targets.
 
-``.venv/bin/python benchmarks/run.py`` (about 2 minutes on 2 cores; every step is
+``.venv/bin/python benchmarks/run.py`` (1-2 minutes on 2 cores; every step is
 bounded, so a bad run ends well within 6) or ``benchmarks/run.py --quick`` (a smoke
 run of about 30 s).
 

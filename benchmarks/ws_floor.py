@@ -111,7 +111,7 @@ def threaded_round_trips(url: str, calls: int) -> list[int]:
 
 
 def measure(calls: int) -> dict[str, list[int]]:
-    """Start the echo server, measure both ways, stop the server (our own child, by its pid)."""
+    """Start the echo server, measure both ways, stop the server (our own child)."""
     echo = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert echo.stdout is not None
@@ -121,13 +121,15 @@ def measure(calls: int) -> dict[str, list[int]]:
         url = f"ws://127.0.0.1:{port}/echo"
         return {"direct": asyncio.run(direct_round_trips(url, calls)), "threaded": threaded_round_trips(url, calls)}
     finally:
-        if echo.pid > 1 and echo.poll() is None:
-            echo.terminate()
-            try:
-                echo.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                echo.kill()
-                echo.wait()
+        if echo.stdin is not None:
+            echo.stdin.close()  # the server's signal to stop
+        try:
+            echo.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            echo.kill()
+            echo.wait()
+        if echo.stdout is not None:
+            echo.stdout.close()
 
 
 def main(argv: list[str] | None = None) -> int:
