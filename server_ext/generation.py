@@ -140,7 +140,8 @@ class Generation:
             link = self.idle.popleft()
             if not link.closed:
                 self.busy += 1
-                self._replenish()
+                if not self.idle:
+                    self._replenish()  # the last spare: fork now; otherwise after the call (release), off its path
                 return link
         waiter: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)

@@ -21,7 +21,7 @@ from greenroom.errors import WireError
 
 from .channel import Channel, die_with_parent
 from .loader import load_notebooks
-from .worker import run_worker
+from .worker import run_worker, warm_up
 
 __all__ = ["main"]
 
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     template.channel.hello("template", options.generation)
     result = load_notebooks(options.root, notebooks)
     template.channel.send({"kind": "loaded", **result})
+    warm_up()
     gc.collect()
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers
     template.serve()
