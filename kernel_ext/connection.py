@@ -17,7 +17,6 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect

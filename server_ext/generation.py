@@ -11,7 +11,6 @@ import collections
 import json
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from .discovery import Signature
@@ -235,7 +234,3 @@ class Generation:
             "calls_done": self.calls_done,
         }
 
-
-def python_executable() -> str:
-    """The interpreter the runtime runs in (the server's own by default)."""
-    return sys.executable

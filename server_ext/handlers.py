@@ -20,6 +20,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from greenroom.codec import encode_json
 from greenroom.errors import GreenroomError, WireError
 from greenroom.wire import pack, parse_route, route_bytes, unpack
 
@@ -125,8 +126,6 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
 
     @staticmethod
     def _value(value: Any) -> tuple[dict[str, Any], list[Any]]:
-        from greenroom.codec import encode_json
-
         payload, _ = encode_json(value, "reply")
         return {"ok": True}, [payload]
 

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -24,7 +25,7 @@ from greenroom.errors import (
     TimeoutError,
     WireError,
 )
-from greenroom.wire import Parts, route_bytes
+from greenroom.wire import Parts
 
 from .credentials import Caller, Credentials
 from .discovery import Signature, find_server_notebooks, signature_of
@@ -64,7 +65,7 @@ class Host:
         self.worker_memory_limit = int(app.worker_memory_limit)
         self.max_message_size = int(app.max_message_size)
         self.max_calls_per_session = int(app.max_calls_per_session)
-        self.python = app.python or __import__("sys").executable
+        self.python = app.python or sys.executable
         self.credentials = Credentials()
         self.runtime_key = secrets.token_hex(32)
         self.socket_dir = tempfile.mkdtemp(prefix="greenroom-")
@@ -343,7 +344,3 @@ class Host:
         await self._reload(signature_of(self.root, self.notebooks))
         return self.status()
 
-
-def encode_reply(route: dict[str, Any], parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
-    """Route bytes plus parts, ready for :func:`greenroom.wire.pack`."""
-    return [route_bytes(route), *parts]

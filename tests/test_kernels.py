@@ -15,7 +15,7 @@ async def test_kernel_gets_credentials_and_calls(start_kernel):
         "print(server.call('add', 1, 2), server.call('whoami'))"
     )
     assert "['GREENROOM_KERNEL_ID', 'GREENROOM_TOKEN', 'GREENROOM_URL']" in out
-    assert f"3 ['kernel', 'whoami']" in out
+    assert "3 ['kernel', 'whoami']" in out
 
 
 async def test_session_per_kernel(start_kernel):
