@@ -13,7 +13,7 @@ from tornado.websocket import websocket_connect
 from greenroom.connection import Connection, find_endpoint
 from greenroom.errors import GreenroomError
 from greenroom.wire import pack, route_bytes, unpack
-from helpers import SECRET, Client
+from helpers import SECRET, Client, KernelError
 
 
 async def _ws_status(base_url: str, headers: dict[str, str]) -> int:
@@ -89,8 +89,10 @@ async def test_unreachable_host_is_a_connection_error():
         connection.close()
 
 
-async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_fetch):
-    """Every reply of every kind, byte for byte, is searched for the planted secret."""
+async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_fetch, start_kernel):
+    """Every reply of every kind, byte for byte, and everything a kernel shows, is searched for the secret.
+
+    (Published Voila pages and every URL of a published app: tests/test_browser.py.)"""
     url = base_url.replace("http://", "ws://") + "greenroom/api/ws"
     headers = {"Authorization": f"token {jp_serverapp.identity_provider.token}"}
     ws = await websocket_connect(HTTPRequest(url, headers=headers), max_message_size=1 << 30)
@@ -122,6 +124,16 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
         if path.endswith(".ipynb"):
             continue  # the Jupyter contents API serves files to the server's own user by design
         seen += (await jp_fetch(*path.split("/"))).body
+    kernel = await start_kernel()
+    shown = await kernel.run("%load_ext greenroom\n%greenroom\n%greenroom functions\n%greenroom status\n"
+                             "from greenroom import server\nprint(server.call('check', 'guess'))")
+    for failing in ("divide', 1, 0", "hidden_error'", "bad_return'", "short_fuse'", "crash'", "nope'"):
+        try:
+            await kernel.run(f"server.call('{failing})")
+        except KernelError as error:
+            shown += str(error)  # the full traceback as the notebook shows it
+    seen += shown.encode()
+    assert "ZeroDivisionError" in shown and "TimeoutError" in shown and "ExecutionTerminatedError" in shown
     assert SECRET.encode() not in seen
     assert b"check" in seen and b"key=\xe2\x80\xa6" in seen  # the signature is listed with its default hidden
     assert b"return a / b" not in seen and b"def " not in seen
