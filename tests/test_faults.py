@@ -89,3 +89,22 @@ async def test_stop_with_calls_in_flight_leaves_no_orphans(client, host):
     assert all(isinstance(result, Exception) for result in results)
     await wait_until(lambda: not any(alive(pid) for pid in pids))
     assert not os.path.exists(host.socket_dir)
+
+
+@pytest.mark.parametrize("greenroom_config", [{"max_calls_per_session": 2}])
+async def test_concurrent_calls_per_session_are_limited(client, host, greenroom_config):
+    first = [asyncio.ensure_future(client.call("slow", 1)) for _ in range(2)]
+    await wait_until(lambda: sum(host.in_flight.values()) == 2)
+    with pytest.raises(client.server.GreenroomError, match="too many concurrent calls from this session"):
+        await client.call("add", 1, 1)
+    assert await asyncio.gather(*first) == [1, 1]
+    assert await client.call("add", 1, 1) == 2
+
+
+def test_output_of_a_call_is_bounded():
+    from greenroom.server_ext.runtime.worker import BoundedOutput
+
+    sink = BoundedOutput(limit=100)
+    for _ in range(1000):
+        sink.write("x" * 37)
+    assert sink.size == 100 and sink.text().endswith("36900 more characters dropped")
