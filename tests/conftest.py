@@ -64,12 +64,22 @@ def start_kernel(host: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator
     started: list[tuple[str, Any]] = []
 
     async def start(path: str = "") -> KernelRunner:
-        kernel_id = await manager.start_kernel(path=path)
-        kernel_client = manager.get_kernel(kernel_id).client()
-        kernel_client.start_channels()
-        await kernel_client.wait_for_ready(timeout=60)
-        started.append((kernel_id, kernel_client))
-        return KernelRunner(kernel_client, kernel_id)
+        for attempt in range(3):
+            kernel_id = await manager.start_kernel(path=path)
+            kernel_client = manager.get_kernel(kernel_id).client()
+            kernel_client.start_channels()
+            try:
+                await kernel_client.wait_for_ready(timeout=60)
+            except RuntimeError:
+                # A kernel can lose a race for its random ports with other processes on a busy machine.
+                kernel_client.stop_channels()
+                await manager.shutdown_kernel(kernel_id, now=True)
+                if attempt == 2:
+                    raise
+                continue
+            started.append((kernel_id, kernel_client))
+            return KernelRunner(kernel_client, kernel_id)
+        raise AssertionError("unreachable")
 
     yield start
     for kernel_id, kernel_client in started:
