@@ -106,6 +106,8 @@ async def test_click_shows_spinner_then_result(published_app):
         assert await spinner.is_hidden()
         await page.click(".guess-button")
         await spinner.wait_for(state="visible", timeout=10000)
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        await page.screenshot(path=os.path.join(ARTIFACTS, "published-guess-spinner.png"))
         await page.wait_for_function("document.querySelector('.guess-answer').innerText.includes('Too low')", timeout=20000)
         await spinner.wait_for(state="hidden", timeout=10000)
         os.makedirs(ARTIFACTS, exist_ok=True)

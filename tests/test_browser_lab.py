@@ -10,7 +10,7 @@ import pytest
 
 from helpers import SECRET, write_notebook
 from processes import free_port, start, stop, wait_for_http
-from test_browser import APP_CODE, SERVER_CODE, Browser
+from test_browser import APP_CODE, ARTIFACTS, SERVER_CODE, Browser
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def lab(tmp_path_factory):
         stop(process)
 
 
-async def click_and_check(page) -> None:
+async def click_and_check(page, name: str) -> None:
     spinner = page.locator(".greenroom-loading").first
     await page.locator(".guess-button").first.click()
     await spinner.wait_for(state="visible", timeout=10000)
@@ -47,6 +47,8 @@ async def click_and_check(page) -> None:
         "[...document.querySelectorAll('.guess-answer')].some(e => e.innerText.includes('Too low'))", timeout=30000
     )
     await spinner.wait_for(state="hidden", timeout=10000)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    await page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"))
     assert SECRET not in await page.content()
 
 
@@ -60,11 +62,11 @@ async def test_jupyterlab_notebook_form(lab):
         await page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
         await page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
         await page.wait_for_selector(".jp-OutputArea-output .guess-button", timeout=60000)
-        await click_and_check(page)
+        await click_and_check(page, "jupyterlab-guess")
 
 
 async def test_voila_inside_jupyter_server(lab):
     async with Browser("voila-in-server") as page:
         await page.goto(lab + "/voila/render/app.ipynb", wait_until="domcontentloaded")
         await page.wait_for_selector(".guess-button", timeout=60000)
-        await click_and_check(page)
+        await click_and_check(page, "voila-in-server-guess")
