@@ -329,7 +329,6 @@ class Host:
         generation = self.generation
         return {
             "mode": "persistent" if self.persistent else "fresh",
-            "root": self.root,
             "serving": generation.status() if generation else None,
             "rejected_reload_errors": self.rejected[1] if self.rejected else [],
             "sessions": len(self.sessions),
