@@ -129,13 +129,16 @@ def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> t
     return encoder.encode(value, path, 0), encoder.buffers
 
 
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_to_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def _dumps(tree: Jsonable) -> bytes:
-    text = json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
-        return text.encode()
+        return _to_json(tree).encode()
     except UnicodeEncodeError:
         # A lone surrogate (an undecodable file name): \u escapes keep the JSON valid UTF-8 and round-trip.
-        return json.dumps(tree, separators=(",", ":"), allow_nan=False).encode()
+        return _to_ascii_json(tree).encode()
 
 
 def encode_json(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[bytes, Buffers]:

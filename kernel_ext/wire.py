@@ -43,9 +43,12 @@ MAX_PARTS = 1024
 _COUNT = struct.Struct("!I")
 
 
+_route_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def route_bytes(route: Route) -> bytes:
     """Encode a route header."""
-    return json.dumps(route, separators=(",", ":")).encode()
+    return _route_json(route).encode()
 
 
 def parse_route(data: bytes | memoryview) -> Route:

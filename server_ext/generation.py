@@ -93,8 +93,6 @@ class Generation:
             if route.get("output"):
                 self.log.info("greenroom: output while loading server notebooks:\n%s", route["output"])
             self.loaded.set_result(route)
-        elif kind == "exited":
-            self.log.debug("greenroom: worker %s of generation %d exited with %s", route.get("pid"), self.number, route.get("status"))
 
     # -- workers -----------------------------------------------------------
     def _target(self) -> int:

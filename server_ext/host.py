@@ -288,14 +288,15 @@ class Host:
         link: Link | None = None
         loop = asyncio.get_running_loop()
         try:
-            link = await asyncio.wait_for(generation.acquire(), max(0.0, deadline - loop.time()))
-            link.caller = caller
-            link.reply = loop.create_future()
-            link.send(route, payload, session_payload, *buffers, *session_buffers)
-            if link.writer.transport.is_closing():
-                link.closed = True
-                raise NotStarted  # the write failed at once: the worker was already dead
-            reply, parts = await asyncio.wait_for(link.reply, max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):  # one timer for waiting for a worker and for the answer
+                link = await generation.acquire()
+                link.caller = caller
+                link.reply = loop.create_future()
+                link.send(route, payload, session_payload, *buffers, *session_buffers)
+                if link.writer.transport.is_closing():
+                    link.closed = True
+                    raise NotStarted  # the write failed at once: the worker was already dead
+                reply, parts = await link.reply
         except asyncio.TimeoutError:
             if link is not None:
                 generation.kill(link)

@@ -50,12 +50,11 @@ class Template:
     def reap(self) -> None:
         for pid in list(self.children):
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done, status = pid, 0
+                done = pid
             if done == pid:
                 self.children.discard(pid)
-                self.channel.send({"kind": "exited", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
 
     def kill_all(self) -> None:
         for pid in list(self.children):
