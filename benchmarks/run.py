@@ -26,9 +26,9 @@ What it does, with a server notebook that imports pandas (a realistic template):
 It prints one table (what, p50 ms, p99 ms, calls/s, target, met?, notes; the notes
 give the CPU each call cost the host and the runtime) and writes it, with the
 run's details and every plotted row's latencies, to ``benchmarks/results/latest.json``.
-It draws the latency distributions to ``benchmarks/results/latency.png``; a full
-run (not ``--quick``, not ``--skip-peers``) also copies that plot to
-``docs/benchmark-latency.png`` for the README.  Every server and peer is a
+It draws the latency distributions to ``benchmarks/results/latency.png``; with
+``--update-docs`` a full run also copies that plot to ``docs/benchmark-latency.png``
+for the README.  Every server and peer is a
 subprocess ended by its own pid.  The machine's load average is reported: other
 work on a 2-core machine shows up directly in these numbers.
 """
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                         "Gateway or Dask)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help=f"JSON results file (default {RESULTS_FILE})")
     parser.add_argument("--plot", type=Path, default=PLOT_FILE, help=f"latency plot, PNG (default {PLOT_FILE})")
+    parser.add_argument("--update-docs", action="store_true", help=f"also copy the plot of a full run to {DOCS_PLOT_FILE}")
     options = parser.parse_args(argv)
     try:
         report = run(QUICK if options.quick else FULL, options.quick, not options.skip_peers)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmark interrupted", file=sys.stderr)
         return 130
     save(report, options.output)
-    plotted = draw(report, options.plot, publish=not (options.quick or options.skip_peers))
+    plotted = draw(report, options.plot, publish=options.update_docs and not (options.quick or options.skip_peers))
     print(render_table(report.rows))
     print(f"\n{summary(report)}; results in {options.output}; plot in {plotted}")
     return 0
