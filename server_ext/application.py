@@ -59,7 +59,8 @@ class GreenroomApp(ExtensionApp):
     host: Host
 
     def initialize_settings(self) -> None:
-        self.host = Host(self, root=self.serverapp.root_dir, log=self.log)
+        self.host = Host(self, root=self.serverapp.root_dir, log=self.log,
+                         live_kernel_ids=self.serverapp.kernel_manager.list_kernel_ids)
         self.settings["greenroom_host"] = self.host
         inject_credentials(self.serverapp.kernel_manager, lambda: local_url(self.serverapp), self.host.credentials)
         IOLoop.current().add_callback(self._start_host)

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from greenroom.errors import (
@@ -52,8 +53,10 @@ def _describe_load_error(error: dict[str, Any]) -> str:
 class Host:
     """Everything the extension does besides HTTP: runtime generations, calls, sessions."""
 
-    def __init__(self, app: Any, root: str, log: logging.Logger) -> None:
+    def __init__(self, app: Any, root: str, log: logging.Logger,
+                 live_kernel_ids: Callable[[], Iterable[str]] | None = None) -> None:
         self.app = app
+        self.live_kernel_ids = live_kernel_ids
         self.log = log
         self.root = os.path.abspath(os.path.expanduser(root))
         self.patterns = list(app.server_notebooks)
@@ -125,11 +128,20 @@ class Host:
     async def _watch_files(self) -> None:
         while True:
             await asyncio.sleep(self.app.reload_poll_interval)
+            self.prune_sessions()
             try:
                 self.notebooks = await asyncio.to_thread(find_server_notebooks, self.root, self.patterns)
                 await self.current()
             except Exception:  # the watcher must survive anything
                 self.log.exception("greenroom: checking server notebooks failed")
+
+    def prune_sessions(self) -> None:
+        """Forget the sessions of kernels that no longer exist."""
+        if self.live_kernel_ids is None:
+            return
+        live = {f"kernel:{kernel_id}" for kernel_id in self.live_kernel_ids()}
+        for key in [key for key in self.sessions if key.startswith("kernel:") and key not in live]:
+            del self.sessions[key]
 
     # -- generations -------------------------------------------------------
     async def current(self) -> Generation | None:

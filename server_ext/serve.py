@@ -47,7 +47,8 @@ class GreenroomVoila(Voila):
         settings = super().init_settings()
         self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, "*" + SERVER_SUFFIX]
         self.greenroom_app = GreenroomApp(config=self.config, log=self.log)
-        self.greenroom_host = Host(self.greenroom_app, root=self.root_dir, log=self.log)
+        self.greenroom_host = Host(self.greenroom_app, root=self.root_dir, log=self.log,
+                                   live_kernel_ids=self.kernel_manager.list_kernel_ids)
         settings.update(greenroom_host=self.greenroom_host, greenroom=self.greenroom_app,
                         greenroom_accept_jupyter_users=False)
         inject_credentials(self.kernel_manager, self.local_url, self.greenroom_host.credentials)

@@ -84,7 +84,8 @@ def start_kernel(host: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator
     yield start
     for kernel_id, kernel_client in started:
         kernel_client.stop_channels()
-        jp_asyncio_loop.run_until_complete(manager.shutdown_kernel(kernel_id, now=True))
+        if kernel_id in manager.list_kernel_ids():  # a test may have shut it down itself
+            jp_asyncio_loop.run_until_complete(manager.shutdown_kernel(kernel_id, now=True))
 
 
 @pytest.fixture(autouse=True)

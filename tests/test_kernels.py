@@ -73,3 +73,14 @@ async def test_importing_a_server_notebook_is_refused(start_kernel):
     kernel = await start_kernel()
     with pytest.raises(KernelError, match="calc.server.ipynb is a server notebook.*server.call"):
         await kernel.run("%load_ext greenroom\nimport calc")
+
+
+async def test_session_of_a_shut_down_kernel_is_forgotten(start_kernel, host, jp_serverapp):
+    from helpers import wait_until
+
+    kernel = await start_kernel()
+    await kernel.run("from greenroom import server\nserver.call('session_put', 'who', 'me')")
+    key = f"kernel:{kernel.kernel_id}"
+    assert key in host.sessions
+    await jp_serverapp.kernel_manager.shutdown_kernel(kernel.kernel_id, now=True)
+    await wait_until(lambda: key not in host.sessions)
