@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 from typing import Any
 
 import nbformat
 
+from greenroom import BlobMedia, URLMedia
 from greenroom.api import Server
 from greenroom.connection import Connection, Endpoint
 
@@ -103,6 +105,37 @@ async def later(x):
     await asyncio.sleep(0.01)
     return x * 2
 '''
+
+
+def normal_form(value: Any) -> Any:
+    """A comparable form of a decoded value: exact types, float bits (nan, -0.0), datetime offsets,
+    dict order, tuples as lists; any other object by its type name and attributes (slots included)."""
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return (kind.__name__, value)
+    if kind is float:
+        return ("float", repr(value))
+    if kind in (list, tuple):
+        return ("list", [normal_form(item) for item in value])
+    if kind is dict:
+        return ("dict", [(key, normal_form(item)) for key, item in value.items()])
+    if kind is datetime.datetime:
+        return ("datetime", value.replace(tzinfo=None), value.utcoffset())
+    if kind is datetime.date:
+        return ("date", value)
+    if kind is BlobMedia:
+        return ("blob", value.content_type, value.name, value.get_bytes())
+    if kind is URLMedia:
+        return ("url", value.url, value.content_type, value.name)
+    attributes = dict(getattr(value, "__dict__", {}))
+    for cls in kind.__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if hasattr(value, slot):
+                attributes[slot] = getattr(value, slot)
+    attributes = {k: v for k, v in attributes.items() if not k.startswith("remote_frames")}
+    if isinstance(value, BaseException):
+        return (kind.__qualname__, normal_form(list(value.args)), normal_form(attributes))
+    return (kind.__qualname__, normal_form(attributes))
 
 
 def write_notebook(path: str | os.PathLike[str], *cells: str | tuple[str, list[str]]) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from helpers import normal_form
+
 from greenroom import server
 from greenroom.codec import (
     MAX_DEPTH,
@@ -137,34 +139,6 @@ def _no_constants(name: str) -> None:
     raise AssertionError(f"payload contains the non-JSON constant {name}")
 
 
-def _normal(value: Any) -> Any:
-    """A comparable form: exact types, float bits (nan, -0.0), datetime offsets, dict order."""
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return (kind.__name__, value)
-    if kind is float:
-        return ("float", repr(value))
-    if kind in (list, tuple):
-        return ("list", [_normal(item) for item in value])
-    if kind is dict:
-        return ("dict", [(key, _normal(item)) for key, item in value.items()])
-    if kind is datetime.datetime:
-        return ("datetime", value.replace(tzinfo=None), value.utcoffset())
-    if kind is datetime.date:
-        return ("date", value)
-    if kind is BlobMedia:
-        return ("blob", value.content_type, value.name, value.get_bytes())
-    if kind is URLMedia:
-        return ("url", value.url, value.content_type, value.name)
-    if kind is Point:
-        return ("Point", _normal(vars(value)))
-    if kind is Money:
-        return ("Money", value.cents, value.currency)
-    if kind is QuotaExceeded:
-        return ("QuotaExceeded", _normal(value.args), _normal(vars(value)))
-    raise AssertionError(f"no normal form for {kind}")
-
-
 # --------------------------------------------------------------------------- round trips
 
 ROUND_TRIPS: list[tuple[str, Any, Any]] = [
@@ -230,14 +204,14 @@ ROUND_TRIPS: list[tuple[str, Any, Any]] = [
 
 @pytest.mark.parametrize(("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS])
 def test_json_round_trip(value: Any, expected: Any) -> None:
-    assert _normal(_json_roundtrip(value)) == _normal(expected)
+    assert normal_form(_json_roundtrip(value)) == normal_form(expected)
 
 
 @pytest.mark.parametrize(("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS])
 def test_arguments_round_trip(value: Any, expected: Any) -> None:
     args, kwargs = _args_roundtrip((value, "second"), {"kw": value, "$odd": value})
-    assert _normal(args) == _normal([expected, "second"])
-    assert _normal(kwargs) == _normal({"kw": expected, "$odd": expected})
+    assert normal_form(args) == normal_form([expected, "second"])
+    assert normal_form(kwargs) == normal_form({"kw": expected, "$odd": expected})
 
 
 def test_arguments_empty_and_shapes() -> None:
@@ -286,7 +260,7 @@ def test_blob_media_travels_as_a_binary_buffer() -> None:
 
 def test_blob_media_defaults_and_arguments() -> None:
     empty = BlobMedia("", b"")
-    assert _normal(_json_roundtrip(empty)) == _normal(empty)
+    assert normal_form(_json_roundtrip(empty)) == normal_form(empty)
     guessed = BlobMedia(content=b"a,b\n", name="table.csv")
     assert _json_roundtrip(guessed).content_type == "text/csv"
     args, kwargs = _args_roundtrip((BlobMedia("text/plain", b"one"),), {"m": BlobMedia("text/plain", b"two", name="t.txt")})
@@ -405,9 +379,9 @@ class Shouty(str):
 )
 def test_scalar_subclasses_encode_as_their_base(value: Any, expected: Any) -> None:
     got = _json_roundtrip(value)
-    assert _normal(got) == _normal(expected)
+    assert normal_form(got) == normal_form(expected)
     args, _ = _args_roundtrip((value,), {})
-    assert _normal(args[0]) == _normal(expected)
+    assert normal_form(args[0]) == normal_form(expected)
 
 
 @pytest.mark.parametrize(("value", "expected"), [(Mode.FAST, "fast"), (Shouty("quiet"), "quiet")], ids=["str-Enum", "str-__str__"])

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from helpers import normal_form
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -159,34 +161,6 @@ def allowed_values(portable: bool = True) -> st.SearchStrategy[Any]:
     return st.recursive(SCALARS, lambda children: _containers(children, portable), max_leaves=20)
 
 
-def normal(value: Any) -> Any:
-    """Comparable form: tuples as lists, floats by repr (nan, -0.0), exact types, offsets, dict order."""
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return (kind.__name__, value)
-    if kind is float:
-        return ("float", repr(value))
-    if kind in (list, tuple):
-        return ("list", [normal(item) for item in value])
-    if kind is dict:
-        return ("dict", [(key, normal(item)) for key, item in value.items()])
-    if kind is datetime.datetime:
-        return ("datetime", value.replace(tzinfo=None), value.utcoffset())
-    if kind is datetime.date:
-        return ("date", value)
-    if kind is BlobMedia:
-        return ("blob", value.content_type, value.name, value.get_bytes())
-    if kind is URLMedia:
-        return ("url", value.url, value.content_type, value.name)
-    if kind is Point:
-        return ("Point", normal(value.x), normal(value.y))
-    if kind is Money:
-        return ("Money", normal(value.cents), normal(value.currency))
-    if kind is Oops:
-        return ("Oops", normal(value.args), normal(value.code))
-    raise AssertionError(f"unexpected {kind} after decoding")
-
-
 def _strict_json(payload: bytes) -> None:
     def refuse(name: str) -> None:
         raise AssertionError(f"payload holds the non-JSON constant {name}")
@@ -204,7 +178,7 @@ def test_allowed_values_round_trip(value: Any) -> None:
     _strict_json(payload)
     assert all(isinstance(buffer, bytes | memoryview) for buffer in buffers)
     got = decode_json(payload, [memoryview(bytes(buffer)) for buffer in buffers], REGISTRY)
-    assert normal(got) == normal(value)
+    assert normal_form(got) == normal_form(value)
 
 
 @fuzz_settings(100)
@@ -214,8 +188,8 @@ def test_allowed_arguments_round_trip(args: list[Any], kwargs: dict[str, Any]) -
     payload, buffers = encode_arguments(tuple(args), kwargs)
     _strict_json(payload)
     got_args, got_kwargs = decode_arguments(payload, buffers)
-    assert normal(got_args) == normal(args)
-    assert normal(got_kwargs) == normal(kwargs)
+    assert normal_form(got_args) == normal_form(args)
+    assert normal_form(got_kwargs) == normal_form(kwargs)
 
 
 # --------------------------------------------------------------------------- property 2: unpack
