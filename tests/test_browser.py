@@ -41,7 +41,7 @@ class GuessForm(Form):
         self.go.add_class("guess-button")
         self.answer = w.Label()
         self.answer.add_class("guess-answer")
-        self.go.on_click(self.handler(lambda _: setattr(self.answer, "value", server.call("slow_guess", self.number.value))))
+        self.go.on_click(lambda _: setattr(self.answer, "value", server.call("slow_guess", self.number.value)))
         self.children = [w.HBox([self.number, self.go]), self.answer]
 
 GuessForm()

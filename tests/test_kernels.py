@@ -84,3 +84,27 @@ async def test_session_of_a_shut_down_kernel_is_forgotten(start_kernel, host, jp
     assert key in host.sessions
     await jp_serverapp.kernel_manager.shutdown_kernel(kernel.kernel_id, now=True)
     await wait_until(lambda: key not in host.sessions)
+
+
+async def test_form_guards_clicks_from_the_browser(start_kernel):
+    """Two click messages sent while the first handler runs: it runs once; errors show in the Form."""
+    kernel = await start_kernel()
+    model_id = (await kernel.run(
+        "import ipywidgets as w\nfrom greenroom import server\nfrom greenroom.widgets import Form\n"
+        "runs = []\nform = Form()\nbutton = w.Button()\n"
+        "def submit(_):\n    runs.append(server.call('slow', 0.5))\n"
+        "button.on_click(submit)\nform.children = [w.HBox([button])]\nprint(button.model_id)"
+    )).strip()
+    client = kernel.client
+    for _ in range(3):  # the browser can click a disabled button: all three arrive while the first runs
+        client.shell_channel.send(client.session.msg(
+            "comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}))
+    assert (await kernel.run("print(runs)")).strip() == "[0.5]"
+    out = await kernel.run("button.click()\nbutton.click()\nprint(len(runs))")  # code, not the browser: both run
+    assert out.strip() == "3"
+    out = await kernel.run(
+        "def broken(_):\n    server.call('divide', 1, 0)\n"
+        "button.on_click(submit, remove=True)\nbutton.on_click(broken)\nbutton.click()\n"
+        "print(form._error.value)\nprint(form._error.layout.display)"
+    )
+    assert "ZeroDivisionError: division by zero" in out and "None" in out

@@ -2,8 +2,9 @@
 
 Subclass :class:`Form`, build its widgets in ``__init__`` and set
 ``self.children``; ``server.call`` from a handler shows every displayed Form's
-indicator until the last call ends.  Wrap handlers with :meth:`Form.handler`
-so an exception is shown in the Form and a double click cannot submit twice.
+indicator until the last call ends.  Errors in the click handlers of its
+Buttons (and in handlers wrapped with :meth:`Form.handler`) are shown in the
+Form, and a click queued while a handler ran cannot submit twice.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import functools
 import html
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as w
+from ipywidgets.widgets.widget import CallbackDispatcher
 from traitlets import Bool, observe
 
 from greenroom.loading import loading
@@ -27,16 +30,55 @@ __all__ = ["Form"]
 ERROR_CLASS = "greenroom-error"
 
 
-class Form(w.VBox):
-    """A container whose loading indicator follows the running ``server.call``\\ s."""
+#: A click from the browser that arrives this soon after a handler ended was queued while it ran.
+REPEAT_WINDOW = 0.1
 
-    busy = Bool(False, help="True while a handler wrapped with Form.handler runs (kernel side only).")
+
+def _from_browser() -> bool:
+    """True while the kernel handles a message from the frontend (a click), not a cell's code."""
+    try:
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        parent = kernel.get_parent() if kernel is not None else {}
+    except Exception:  # noqa: BLE001 - outside a kernel: never a browser event
+        return False
+    return bool(parent) and parent.get("header", {}).get("msg_type") == "comm_msg"
+
+
+class _FormClicks(CallbackDispatcher):
+    """A Button's click callbacks, run under its Form's guard."""
+
+    def __init__(self, form: Form, callbacks: list[Callable[..., Any]]) -> None:
+        super().__init__()
+        self.form = form
+        self.callbacks = list(callbacks)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        value = None
+        for callback in self.callbacks:
+            result = self.form._guard(lambda callback=callback: callback(*args, **kwargs))
+            value = result if result is not None else value
+        return value
+
+
+class Form(w.VBox):
+    """A container whose loading indicator follows the running ``server.call``\\ s.
+
+    Click handlers of the Buttons inside it (when its children are set) and handlers wrapped with
+    :meth:`handler` show their errors in the Form, and a click the browser sent while a handler was
+    still running is ignored: the browser can click a disabled button.
+    """
+
+    busy = Bool(False, help="True while one of the Form's handlers runs (kernel side only).")
 
     def __init__(self, **kwargs: Any) -> None:
         self._indicator = LoadingIndicator()
         self._error = w.HTML(layout=w.Layout(display="none"))
         self._error.add_class(ERROR_CLASS)
-        self._handler_lock = threading.Lock()
+        self._handler_lock = threading.RLock()
+        self._depth = 0
+        self._finished_at = -REPEAT_WINDOW
         super().__init__(**kwargs)
         self.add_class("greenroom-form")
         self._ensure_chrome()
@@ -52,6 +94,14 @@ class Form(w.VBox):
         wanted = (*own, self._error, self._indicator)
         if tuple(self.children) != wanted:
             self.children = wanted
+        self._adopt(own)
+
+    def _adopt(self, widgets: Iterable[w.Widget]) -> None:
+        for widget in widgets:
+            if isinstance(widget, w.Button) and not isinstance(widget._click_handlers, _FormClicks):
+                widget._click_handlers = _FormClicks(self, widget._click_handlers.callbacks)
+            elif isinstance(widget, w.Box) and not isinstance(widget, Form):
+                self._adopt(widget.children)
 
     def show_error(self, error: BaseException | None) -> None:
         """Show ``error`` (type and message) in the Form; ``None`` clears it."""
@@ -66,23 +116,38 @@ class Form(w.VBox):
         )
         self._error.layout.display = None
 
-    def handler(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap an event handler: errors are shown in the Form; a second event while one runs is ignored."""
-
-        @functools.wraps(callback)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            if not self._handler_lock.acquire(blocking=False):
-                return None  # already submitting: the browser can click a disabled button
-            self.busy = True
-            try:
+    def _guard(self, run: Callable[[], Any]) -> Any:
+        if not self._handler_lock.acquire(blocking=False):
+            return None  # another thread is running one of this Form's handlers
+        try:
+            if self._depth == 0 and _from_browser() and time.monotonic() - self._finished_at < REPEAT_WINDOW:
+                self.log.info("greenroom: ignored a click sent while the previous one was handled")
+                return None
+            self._depth += 1
+            outermost = self._depth == 1
+            if outermost:
+                self.busy = True
                 self.show_error(None)
-                return callback(*args, **kwargs)
+            try:
+                return run()
             except Exception as error:  # noqa: BLE001 - shown to the user, never swallowed
                 self.show_error(error)
                 return None
             finally:
-                self.busy = False
-                self._handler_lock.release()
+                self._depth -= 1
+                if outermost:
+                    self.busy = False
+                    self._finished_at = time.monotonic()
+        finally:
+            self._handler_lock.release()
+
+    def handler(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap any event handler (``observe``, ``on_submit``...) in the Form's guard: errors are shown in
+        the Form; an event while another handler of the Form runs is ignored."""
+
+        @functools.wraps(callback)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            return self._guard(lambda: callback(*args, **kwargs))
 
         return guarded
 
