@@ -78,10 +78,13 @@ def _load_one(path: str, notebook: str, shell: Any) -> dict[str, Any] | None:
 def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     """Load ``notebooks`` (paths relative to ``root``) into this process."""
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
     from greenroom import importer
 
-    shell = InteractiveShell.instance()
+    no_history = Config()
+    no_history.HistoryManager.enabled = False  # no history thread or sqlite file in a process that forks
+    shell = InteractiveShell.instance(config=no_history)
     importer.install()
     for directory in {os.path.dirname(os.path.join(root, nb)) for nb in notebooks} | {root}:
         if directory not in sys.path:
