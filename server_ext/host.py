@@ -157,7 +157,7 @@ class Host:
     async def _reload(self, signature: Signature) -> None:
         if self.loading is None or self.loading_signature != signature:
             self.loading_signature = signature
-            self.loading = asyncio.get_running_loop().create_task(self._load(signature))
+            self.loading = self.spawn(self._load(signature))
         task = self.loading
         await asyncio.shield(task)
         if self.loading is task:
