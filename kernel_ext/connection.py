@@ -178,8 +178,12 @@ class Connection:
                     future.set_exception(ConnectionError(f"lost the greenroom host at {self.endpoint.url}: {reason}"))
 
     def close(self) -> None:
-        """Close the connection and stop its thread."""
+        """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
         ws, self._ws = self._ws, None
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"the connection to {self.endpoint.url} was closed"))
         if ws is not None:
             self._loop.call_soon_threadsafe(ws.close)
         if self._loop.is_closed():

@@ -61,8 +61,10 @@ def error_to_data(error: BaseException, locate: FrameLocator) -> ErrorData:
         if isinstance(error, RemoteError):
             data["remote_type"] = error.type_name
             data["remote_message"] = error.remote_message
+    # A SyntaxError's args hold the offending source line and the file's path on the host.
+    args = [error.msg] if isinstance(error, SyntaxError) else list(error.args)
     try:
-        data["args"] = encode(list(error.args), "args")[0]
+        data["args"] = encode(args, "args")[0]
     except (SerializationError, RecursionError):
         data["args"] = None
     name = portable_classes.by_class.get(kind)

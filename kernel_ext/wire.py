@@ -21,6 +21,7 @@ from .errors import WireError
 
 __all__ = [
     "MAX_PARTS",
+    "MAX_ROUTE",
     "Parts",
     "check_count",
     "part_lengths",
@@ -40,6 +41,8 @@ Parts: TypeAlias = list[bytes | memoryview]
 
 #: Most parts a message may have (route + payload + buffers).
 MAX_PARTS = 1024
+#: Largest route header: it is parsed on the host's event loop, so it stays small.
+MAX_ROUTE = 65536
 _COUNT = struct.Struct("!I")
 
 
@@ -51,8 +54,11 @@ def route_bytes(route: Route) -> bytes:
     return _route_json(route).encode()
 
 
-def parse_route(data: bytes | memoryview) -> Route:
-    """Decode a route header; :class:`WireError` unless it is a JSON object with a str ``kind``."""
+def parse_route(data: bytes | memoryview, limit: int = MAX_ROUTE) -> Route:
+    """Decode a route header; :class:`WireError` unless it is a JSON object with a str ``kind``, at most
+    ``limit`` bytes (headers from clients stay small: they are parsed on the host's event loop)."""
+    if len(data) > limit:
+        raise WireError(f"message header of {len(data)} bytes is larger than {limit} bytes")
     try:
         route = json.loads(bytes(data))
     except (ValueError, RecursionError) as error:

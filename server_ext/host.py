@@ -7,6 +7,7 @@ nothing here blocks (file scans go to a thread).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hmac
 import json
@@ -74,6 +75,7 @@ class Host:
         self.socket_dir = tempfile.mkdtemp(prefix="greenroom-")
         os.chmod(self.socket_dir, 0o700)
         self.socket_path = os.path.join(self.socket_dir, "host.sock")
+        atexit.register(self._remove_files)  # if the process ends without stop(); unregistered by stop()
         self.sessions: dict[str, tuple[bytes, list[bytes | memoryview]]] = {}
         self.in_flight: dict[str, int] = {}
         self.notebooks: list[str] = []
@@ -81,6 +83,7 @@ class Host:
         self.generations: dict[int, Generation] = {}
         self.next_generation = 1
         self.loading: asyncio.Task[None] | None = None
+        self.forced_reload: asyncio.Task[None] | None = None
         self.loading_signature: Signature | None = None
         self.rejected: tuple[Signature, list[dict[str, Any]]] | None = None
         self.ready = asyncio.Event()
@@ -122,6 +125,10 @@ class Host:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._remove_files()
+        atexit.unregister(self._remove_files)
+
+    def _remove_files(self) -> None:
         self.credentials.remove_runtime_file()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
@@ -225,7 +232,9 @@ class Host:
                 elif route.get("kind") == "result" and link.reply is not None and not link.reply.done():
                     link.reply.set_result((route, parts))
                 elif route.get("kind") == "call":
-                    self.spawn(self._nested_call(link, route, parts))
+                    nested = self.spawn(self._nested_call(link, route, parts))
+                    link.nested.add(nested)
+                    nested.add_done_callback(link.nested.discard)
         except (asyncio.IncompleteReadError, ConnectionError, WireError, asyncio.TimeoutError, ValueError):
             pass
         finally:
@@ -278,15 +287,18 @@ class Host:
 
     async def _call(self, caller: Caller, name: str, payload: bytes | memoryview, buffers: list[bytes | memoryview]) -> Reply:
         loop = asyncio.get_running_loop()
-        started = loop.time()
         for _attempt in range(3):
-            generation = await self.current()
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    generation = await asyncio.shield(self.current())
+            except asyncio.TimeoutError:
+                generation = self.generation  # a slow reload: the serving generation answers meanwhile
             info = generation.functions.get(name) if generation else None
             if generation is None or info is None:
                 return self._no_function(name, generation)
             timeout = float(info.get("timeout") or self.call_timeout)
             try:
-                return await self._run(generation, caller, name, payload, buffers, timeout, started + timeout)
+                return await self._run(generation, caller, name, payload, buffers, timeout, loop.time() + timeout)
             except NotStarted:
                 continue  # the worker or its generation was gone before the call reached it: nothing ran
         return error_reply(ExecutionTerminatedError, f"no worker could start {name!r}: the runtime keeps failing")
@@ -323,6 +335,8 @@ class Host:
             raise
         finally:
             if link is not None:
+                for nested in list(link.nested):
+                    nested.cancel()  # server-to-server calls stop with the call that made them
                 link.reply = None
                 link.caller = None
                 generation.release(link, reusable=not link.closed)
@@ -350,9 +364,14 @@ class Host:
 
     async def reload(self) -> dict[str, Any]:
         """Rescan and reload now, even if nothing changed on disk."""
+        if self.forced_reload is None or self.forced_reload.done():
+            self.forced_reload = self.spawn(self._forced_reload())
+        await asyncio.shield(self.forced_reload)  # concurrent requests share one reload
+        return self.status()
+
+    async def _forced_reload(self) -> None:
         self.notebooks = await asyncio.to_thread(find_server_notebooks, self.root, self.patterns)
         self.rejected = None
         self.loading_signature = None  # load again even if nothing changed on disk
         await self._reload(signature_of(self.root, self.notebooks))
-        return self.status()
 

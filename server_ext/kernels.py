@@ -15,14 +15,20 @@ from typing import Any
 
 from .credentials import Credentials
 
-__all__ = ["inject_credentials", "local_url"]
+__all__ = ["inject_credentials", "local_url", "reachable_url"]
+
+
+def reachable_url(scheme: str, ip: str, port: int, base_url: str) -> str:
+    """The server's URL for a process on this machine: loopback unless it listens on one address only."""
+    host = ip if ip and ip not in ("0.0.0.0", "::", "*", "localhost") else "127.0.0.1"  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}{base_url if base_url.endswith('/') else base_url + '/'}"
 
 
 def local_url(serverapp: Any) -> str:
-    """The server's URL as seen from a process on this machine."""
-    scheme = "https" if serverapp.certfile else "http"
-    base_url = serverapp.base_url if serverapp.base_url.endswith("/") else serverapp.base_url + "/"
-    return f"{scheme}://127.0.0.1:{serverapp.port}{base_url}"
+    """The Jupyter server's URL as seen from a process on this machine."""
+    return reachable_url("https" if serverapp.certfile else "http", serverapp.ip, serverapp.port, serverapp.base_url)
 
 
 def kernel_environment(url: str, kernel_id: str, credentials: Credentials) -> dict[str, str]:

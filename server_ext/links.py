@@ -33,6 +33,7 @@ class Link:
         self.closed = False
         self.reply: asyncio.Future[tuple[dict[str, Any], Parts]] | None = None
         self.caller: Any = None
+        self.nested: set[asyncio.Task[None]] = set()
         self.calls_served = 0
 
     def send(self, route: dict[str, Any], *parts: bytes | memoryview) -> None:
@@ -44,7 +45,7 @@ class Link:
 
     async def receive(self, limit: int) -> tuple[dict[str, Any], Parts]:
         parts = await read_message(self.reader, limit)
-        return parse_route(parts[0]), parts
+        return parse_route(parts[0], limit), parts  # a runtime process's header may carry its output
 
     def close(self) -> None:
         if not self.closed:

@@ -7,6 +7,8 @@ host and are never listed, rendered or served by any URL.
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import os
 import sys
 from typing import Any
@@ -22,7 +24,7 @@ from voila.app import Voila
 from .application import GreenroomApp
 from .handlers import CallSocketHandler
 from .host import Host
-from .kernels import inject_credentials
+from .kernels import inject_credentials, reachable_url
 
 __all__ = ["GreenroomVoila", "ServerNotebookMatcher", "launch"]
 
@@ -30,12 +32,30 @@ SERVER_SUFFIX = ".server.ipynb"
 
 
 class ServerNotebookMatcher(Matcher):
-    """Matches any request whose decoded path names a server notebook."""
+    """Matches any request whose decoded path or query names a server notebook.
+
+    A server notebook is any ``*.server.ipynb`` and anything the host's ``server_notebooks`` patterns
+    match, or any notebook the host has found.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
-        path = unquote(unquote(request.path or "")).lower()
-        query = unquote(unquote(request.query or "")).lower()
-        return {} if SERVER_SUFFIX in path or SERVER_SUFFIX in query else None
+        for text in (request.path or "", request.query or ""):
+            decoded = unquote(unquote(text)).replace("\\", "/")
+            if self.names_server_notebook(decoded):
+                return {}
+        return None
+
+    def names_server_notebook(self, text: str) -> bool:
+        lowered = text.lower()
+        if SERVER_SUFFIX in lowered:
+            return True
+        words = [word for word in lowered.replace("=", "/").replace("&", "/").split("/") if word]
+        if any(fnmatch.fnmatch(word, pattern.lower()) for word in words for pattern in self.host.patterns):
+            return True
+        return any(notebook.lower() in lowered for notebook in self.host.notebooks)
 
 
 class GreenroomVoila(Voila):
@@ -45,8 +65,9 @@ class GreenroomVoila(Voila):
 
     def init_settings(self) -> dict[str, Any]:
         settings = super().init_settings()
-        self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, "*" + SERVER_SUFFIX]
         self.greenroom_app = GreenroomApp(config=self.config, log=self.log)
+        hidden = ["*" + SERVER_SUFFIX, *(pattern.rsplit("/", 1)[-1] for pattern in self.greenroom_app.server_notebooks)]
+        self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, *hidden]
         self.greenroom_host = Host(self.greenroom_app, root=self.root_dir, log=self.log,
                                    live_kernel_ids=self.kernel_manager.list_kernel_ids)
         settings.update(greenroom_host=self.greenroom_host, greenroom=self.greenroom_app,
@@ -56,8 +77,7 @@ class GreenroomVoila(Voila):
         return settings
 
     def local_url(self) -> str:
-        base_url = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
-        return f"http://127.0.0.1:{self.port}{base_url}"
+        return reachable_url("http", self.ip, self.port, self.base_url)
 
     async def _start_host(self) -> None:
         self.greenroom_host.credentials.write_runtime_file(self.local_url())
@@ -65,16 +85,29 @@ class GreenroomVoila(Voila):
 
     def init_handlers(self) -> list[Any]:
         own = [
-            Rule(ServerNotebookMatcher(), ErrorHandler, {"status_code": 404}),
+            Rule(ServerNotebookMatcher(self.greenroom_host), ErrorHandler, {"status_code": 404}),
             (url_path_join(self.server_url, r"/greenroom/api/ws"), CallSocketHandler, {"name": "greenroom"}),
         ]
         return own + super().init_handlers()
+
+    def _handle_signal_stop(self, sig: int, frame: Any) -> None:
+        """SIGTERM: stop the host (its runtime processes, runtime file, socket) on the loop, then the loop."""
+        self.log.info("greenroom: signal %s, stopping", sig)
+        loop = self.ioloop.asyncio_loop
+        loop.call_soon_threadsafe(lambda: loop.create_task(self._shutdown()))
+
+    async def _shutdown(self) -> None:
+        try:
+            await asyncio.wait_for(self.greenroom_host.stop(), 15)
+        finally:
+            self.ioloop.stop()
 
     def start(self) -> None:
         try:
             super().start()
         finally:
-            IOLoop.current().run_sync(self.greenroom_host.stop, timeout=15)
+            if not self.greenroom_host.stopping:  # Ctrl-C: the loop is stopped but can run the cleanup
+                self.ioloop.run_sync(self.greenroom_host.stop, timeout=15)
 
 
 def voila_arguments(args: list[str]) -> list[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime
+import functools
 import os
 from typing import Any
 
@@ -90,6 +92,14 @@ def session_poison():
 def nested(a, b):
     return server.call("add", a, b) * 10
 
+@server.callable(timeout=0.5)
+def impatient():
+    return server.call("slow", 30)
+
+@server.callable
+def broken_source():
+    compile("if SECRET ==:", "/srv/secret/grading.py", "exec")
+
 @server.callable
 def whoami():
     return [server.context.client_type, server.context.function]
@@ -155,15 +165,19 @@ class Client:
         self.server = Server()
         self.connection = Connection(Endpoint(url, headers, "tests"))
         self.server.set_transport(self.connection)
+        # Its own threads: blocked callers must not starve the server's default executor (same process).
+        self.threads = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="test-client")
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.server.call, name, *args, **kwargs)
+        call = functools.partial(self.server.call, name, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.threads, call)
 
     async def request(self, kind: str) -> Any:
-        return await asyncio.to_thread(self.server.request, kind)
+        return await asyncio.get_running_loop().run_in_executor(self.threads, self.server.request, kind)
 
     def close(self) -> None:
         self.connection.close()
+        self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 async def wait_until(predicate: Any, timeout: float = 20.0) -> None:

@@ -137,3 +137,39 @@ async def test_concurrent_calls_are_not_mixed_up(client):
 
     results = await asyncio.gather(*(client.call("add", i, 1000) for i in range(30)))
     assert results == [i + 1000 for i in range(30)]
+
+
+async def test_timeout_also_stops_the_server_to_server_calls_it_made(client, host):
+    from helpers import wait_until
+
+    with pytest.raises(TimeoutError, match="impatient"):
+        await client.call("impatient")
+    await wait_until(lambda: host.generation.busy == 0, timeout=5)  # the nested slow(30) was stopped too
+
+
+async def test_syntax_error_sends_no_source_line_or_host_path(client):
+    with pytest.raises(SyntaxError) as caught:
+        await client.call("broken_source")
+    assert caught.value.text is None and caught.value.filename is None
+    assert "SECRET" not in repr(caught.value.args) and "/srv/secret" not in repr(caught.value.args)
+
+
+async def test_concurrent_reloads_share_one_template(client, host):
+    import asyncio
+
+    first = host.next_generation
+    await asyncio.gather(*(client.request("reload") for _ in range(10)))
+    assert host.next_generation - first <= 2
+
+
+async def test_closing_the_connection_fails_calls_in_flight(client, host):
+    import asyncio
+
+    from greenroom.errors import ConnectionError
+    from helpers import wait_until
+
+    call = asyncio.ensure_future(client.call("slow", 30))
+    await wait_until(lambda: host.generation.busy == 1)
+    await asyncio.to_thread(client.connection.close)
+    with pytest.raises(ConnectionError, match="was closed"):
+        await asyncio.wait_for(call, 5)

@@ -69,7 +69,8 @@ HAND_CASES = [
     ("media without buffer", call_message(17, payload=b'[[{"$media": [3, "a/b", null]}, 1],{}]'), "no buffer"),
     ("unregistered portable class", call_message(18, payload=b'[[{"$obj": ["os.system", {}]}, 1],{}]'), "not registered"),
     ("dunder function name", call_message(19, name="__import__"), "no server function"),
-    ("very long name", call_message(20, name="x" * 100000), "no server function"),
+    ("very long name", call_message(20, name="x" * 100000), "larger than 65536 bytes"),
+    ("huge route header", pack([route_bytes({"kind": "call", "id": 21, "pad": "x" * 200000}), b""]), "larger than 65536 bytes"),
 ]
 
 

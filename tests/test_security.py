@@ -137,3 +137,23 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
     assert SECRET.encode() not in seen
     assert b"check" in seen and b"key=\xe2\x80\xa6" in seen  # the signature is listed with its default hidden
     assert b"return a / b" not in seen and b"def " not in seen
+
+
+def test_published_app_hides_every_server_notebook_spelling():
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from greenroom.server_ext.serve import ServerNotebookMatcher
+
+    host = SimpleNamespace(patterns=["*.server.ipynb", "grading.ipynb"], notebooks=["sub/grading.ipynb", "game.server.ipynb"])
+    matcher = ServerNotebookMatcher(host)
+    hidden = ["/voila/render/grading.ipynb", "/voila/files/sub%2Fgrading.ipynb", "/voila/render/GAME.SERVER.IPYNB",
+              "/voila/render/x?path=sub/grading.ipynb", "/voila/files/game%252Eserver.ipynb"]
+    def request(uri: str) -> HTTPServerRequest:
+        return HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"),
+                                 headers=HTTPHeaders({"Host": "127.0.0.1"}))
+
+    for uri in hidden:
+        assert matcher.match(request(uri)) == {}, uri
+    assert matcher.match(request("/voila/render/app.ipynb")) is None

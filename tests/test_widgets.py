@@ -88,3 +88,4 @@ def test_media_helpers():
     assert media == BlobMedia("image/png", b"\x89PNG...", name="cat.png")
     image = image_from_media(media)
     assert image.value == b"\x89PNG..." and image.format == "png"
+
