@@ -41,7 +41,7 @@ class GreenroomApp(ExtensionApp):
     ).tag(config=True)
     workers = Int(2, help="Persistent mode: workers kept alive.").tag(config=True)
     max_workers = Int(
-        8, help="Persistent mode: most workers, reached when calls (or server-to-server calls) pile up.",
+        8, help="Most workers alive at once, in both modes; more calls wait for a worker (within their timeout).",
     ).tag(config=True)
     worker_memory_limit = Int(
         0, help="Bytes each worker may allocate beyond what the loaded notebooks use (0: no limit).",

@@ -96,9 +96,10 @@ class Generation:
 
     # -- workers -----------------------------------------------------------
     def _target(self) -> int:
+        """How many workers should be idle or being forked: never more than ``max_workers`` alive."""
         if self.host.persistent:
             return max(self.host.workers, min(self.busy + len(self.waiters), self.host.max_workers)) - self.busy
-        return self.host.prefork + len(self.waiters)
+        return max(0, min(self.host.prefork + len(self.waiters), self.host.max_workers - self.busy))
 
     def _replenish(self) -> None:
         if self.retired or self.template is None or self.template.closed:

@@ -65,7 +65,7 @@ class Host:
         self.call_timeout = float(app.call_timeout)
         self.prefork = max(1, int(app.prefork))
         self.workers = max(1, int(app.workers))
-        self.max_workers = max(self.workers, int(app.max_workers))
+        self.max_workers = max(self.workers, self.prefork, int(app.max_workers))
         self.worker_memory_limit = int(app.worker_memory_limit)
         self.max_message_size = int(app.max_message_size)
         self.max_calls_per_session = int(app.max_calls_per_session)
@@ -160,6 +160,21 @@ class Host:
             if self.rejected is None or self.rejected[0] != signature:
                 await self._reload(signature)
         return self.generation
+
+    def _serving_unchanged(self) -> Generation | None:
+        """The serving generation when no notebook changed (the common case: no await, no task)."""
+        serving = self.generation
+        if self.ready.is_set() and serving is not None and signature_of(self.root, self.notebooks) == serving.signature:
+            return serving
+        return None
+
+    async def _current_within(self, seconds: float) -> Generation | None:
+        """:meth:`current`, waiting at most ``seconds`` for a reload; the serving generation answers meanwhile."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await asyncio.shield(self.current())
+        except asyncio.TimeoutError:
+            return self.generation
 
     async def _reload(self, signature: Signature) -> None:
         if self.loading is None or self.loading_signature != signature:
@@ -288,11 +303,7 @@ class Host:
     async def _call(self, caller: Caller, name: str, payload: bytes | memoryview, buffers: list[bytes | memoryview]) -> Reply:
         loop = asyncio.get_running_loop()
         for _attempt in range(3):
-            try:
-                async with asyncio.timeout(self.call_timeout):
-                    generation = await asyncio.shield(self.current())
-            except asyncio.TimeoutError:
-                generation = self.generation  # a slow reload: the serving generation answers meanwhile
+            generation = self._serving_unchanged() or await self._current_within(self.call_timeout)
             info = generation.functions.get(name) if generation else None
             if generation is None or info is None:
                 return self._no_function(name, generation)
