@@ -308,7 +308,7 @@ def run_together(commands: Sequence[Sequence[str]], log_dir: Path, timeout: floa
                 processes.append(subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                                   stderr=log, env=dict(env) if env is not None else None,
                                                   start_new_session=True))
-        _wait_until_ready(processes, logs, time.monotonic() + CLIENT_READY_TIMEOUT)
+        wait_until_ready(processes, logs, time.monotonic() + CLIENT_READY_TIMEOUT)
         for process in processes:
             assert process.stdin is not None
             process.stdin.write(b"go\n")
@@ -323,17 +323,21 @@ def run_together(commands: Sequence[Sequence[str]], log_dir: Path, timeout: floa
                     stream.close()
 
 
-def _wait_until_ready(processes: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path], deadline: float) -> None:
-    waiting = {process.stdout: log for process, log in zip(processes, logs) if process.stdout is not None}
+def wait_until_ready(processes: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path], deadline: float) -> None:
+    """Wait until every process printed ``ready`` on its stdout; :class:`BenchmarkError` otherwise."""
+    waiting = {process.stdout: (process, log) for process, log in zip(processes, logs) if process.stdout is not None}
     while waiting:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise BenchmarkError(f"{len(waiting)} client process(es) not ready within {CLIENT_READY_TIMEOUT:.0f} s")
         readable, _, _ = select.select(list(waiting), [], [], remaining)
         for stream in readable:
-            log = waiting.pop(stream)
+            process, log = waiting.pop(stream)
             if stream.readline().strip() != b"ready":
-                raise BenchmarkError(f"a client process failed before it was ready:\n{tail(log)}")
+                process.wait(5)
+                raise BenchmarkError(
+                    f"a client process failed before it was ready (exit code {process.returncode}):\n{tail(log)}"
+                )
 
 
 def last_json(process: subprocess.Popen[bytes], log: Path, deadline: float) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import select
 import subprocess
 import sys
 import time
@@ -22,7 +21,17 @@ from pathlib import Path
 from typing import Any, Self
 
 import nbformat
-from common import BenchmarkError, cpu_seconds, end_process, free_port, progress, tail, tree_cpu_seconds
+from common import (
+    CLIENT_READY_TIMEOUT,
+    BenchmarkError,
+    cpu_seconds,
+    end_process,
+    free_port,
+    progress,
+    tail,
+    tree_cpu_seconds,
+    wait_until_ready,
+)
 from jupyter_client import BlockingKernelClient
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +40,6 @@ TOKEN_VARIABLE = "GREENROOM_BENCH_TOKEN"  # read by client.py
 
 SERVER_READY_TIMEOUT = 120.0
 KERNEL_READY_TIMEOUT = 60.0
-CLIENT_READY_TIMEOUT = 60.0
 HTTP_TIMEOUT = 10.0
 RSS_SAMPLE_INTERVAL = 0.5
 
@@ -253,7 +261,7 @@ def run_clients(
                     [sys.executable, str(CLIENT_SCRIPT), server.url, "--out", str(output), *arguments],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 ))
-        _wait_for_ready(processes, logs)
+        wait_until_ready(processes, logs, time.monotonic() + CLIENT_READY_TIMEOUT)
         for process in processes:
             assert process.stdin is not None
             process.stdin.write(b"go\n")
@@ -279,19 +287,6 @@ def run_clients(
                     stream.close()
 
 
-def _wait_for_ready(processes: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path]) -> None:
-    waiting = {process.stdout: (process, log) for process, log in zip(processes, logs) if process.stdout is not None}
-    deadline = time.monotonic() + CLIENT_READY_TIMEOUT
-    while waiting:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BenchmarkError(f"{len(waiting)} client(s) did not connect within {CLIENT_READY_TIMEOUT:.0f} s")
-        readable, _, _ = select.select(list(waiting), [], [], remaining)
-        for stream in readable:
-            process, log = waiting.pop(stream)
-            if stream.readline().strip() != b"ready":
-                process.wait(5)
-                raise BenchmarkError(f"a client failed before it was ready (exit code {process.returncode}):\n{tail(log)}")
 
 
 class CpuMeter:
