@@ -13,12 +13,20 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["NotebookFinder", "ServerNotebookImportError", "install", "uninstall"]
+__all__ = ["NotebookFinder", "ServerNotebookImportError", "code_cells", "install", "uninstall"]
 
 SKIP_TAG = "greenroom:skip"
+
+
+def code_cells(document: Any) -> Iterator[tuple[int, str]]:
+    """(1-based cell number, source) of the code cells a notebook runs: cells tagged ``greenroom:skip`` are left out."""
+    for index, cell in enumerate(document.cells, start=1):
+        if cell.cell_type == "code" and SKIP_TAG not in cell.get("metadata", {}).get("tags", []):
+            yield index, cell.source
 
 
 class ServerNotebookImportError(ImportError):
@@ -42,10 +50,8 @@ class NotebookLoader(importlib.abc.Loader):
         document = nbformat.read(self.path, as_version=4)
         module.__file__ = self.path
         module.__dict__.setdefault("get_ipython", lambda: shell)
-        for index, cell in enumerate(document.cells, start=1):
-            if cell.cell_type != "code" or SKIP_TAG in cell.get("metadata", {}).get("tags", []):
-                continue
-            code = compile(shell.transform_cell(cell.source), f"<{os.path.basename(self.path)} cell {index}>", "exec")
+        for index, source in code_cells(document):
+            code = compile(shell.transform_cell(source), f"<{os.path.basename(self.path)} cell {index}>", "exec")
             exec(code, module.__dict__)  # noqa: S102 - importing the notebook means running it
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import nbformat
 
+from greenroom.importer import code_cells
 from greenroom.registry import functions
 
 __all__ = ["LoadResult", "cell_filename", "load_notebooks", "locate_frame"]
 
-SKIP_TAG = "greenroom:skip"
 _FILENAME = re.compile(r"^<greenroom (?P<notebook>.+) cell (?P<cell>\d+)>$")
 MAX_LOAD_OUTPUT = 65536
 
@@ -63,11 +63,9 @@ def _load_one(path: str, notebook: str, shell: Any) -> dict[str, Any] | None:
     stem = os.path.basename(path)[: -len(".ipynb")].replace(".", "_")
     namespace: dict[str, Any] = {"__name__": f"greenroom_server_{stem}", "__file__": path,
                                  "__builtins__": builtins, "get_ipython": lambda: shell}
-    for index, cell in enumerate(document.cells, start=1):
-        if cell.cell_type != "code" or SKIP_TAG in cell.get("metadata", {}).get("tags", []):
-            continue
+    for index, cell_source in code_cells(document):
         try:
-            source = shell.transform_cell(cell.source)
+            source = shell.transform_cell(cell_source)
             code = compile(source, cell_filename(notebook, index), "exec")
             exec(code, namespace)  # noqa: S102 - running the server notebook is the point
         except BaseException as error:  # noqa: BLE001 - SystemExit at top level is a load error too
