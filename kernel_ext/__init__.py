@@ -2,6 +2,10 @@
 
 ``from greenroom import server`` then ``server.call("name", ...)`` from any
 kernel; ``@server.callable`` in a ``*.server.ipynb`` declares functions.
+
+``greenroom.ConnectionError`` and ``greenroom.TimeoutError`` (also ``server.ConnectionError`` and
+``server.TimeoutError``) subclass the built-ins of the same name and are deliberately left out of
+``__all__``: ``from greenroom import *`` must not shadow the built-ins.
 """
 
 from __future__ import annotations
@@ -9,24 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 from .api import CallContext, Server, connect, server
+from .errors import ConnectionError as ConnectionError  # re-exported, not in __all__ (see above)
 from .errors import (
-    ConnectionError,
     ExecutionTerminatedError,
     GreenroomError,
     NoServerFunctionError,
     RemoteError,
     SerializationError,
-    TimeoutError,
 )
+from .errors import TimeoutError as TimeoutError  # re-exported, not in __all__ (see above)
 from .media import BlobMedia, Media, URLMedia
 from .portable import portable_class
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
 
 __all__ = [
     "BlobMedia",
     "CallContext",
-    "ConnectionError",
     "ExecutionTerminatedError",
     "GreenroomError",
     "Media",
@@ -34,7 +37,6 @@ __all__ = [
     "RemoteError",
     "SerializationError",
     "Server",
-    "TimeoutError",
     "URLMedia",
     "__version__",
     "connect",
@@ -43,8 +45,6 @@ __all__ = [
     "server",
     "unload_ipython_extension",
 ]
-
-
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -9,7 +9,6 @@ go to the host through the worker's own channel (server-to-server calls).
 from __future__ import annotations
 
 import contextvars
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from . import errors
-from .codec import decode_json, encode_arguments
+from .codec import encode_arguments
 from .connection import Connection, Endpoint, find_endpoint
 from .loading import loading
 from .portable import portable_class
+from .protocol import Kind, Reply
 from .registry import functions
-from .remote_errors import error_from_data
-from .wire import Parts, Route
+from .wire import Part
 
 __all__ = ["CallContext", "Server", "Transport", "connect", "server"]
 
@@ -32,11 +31,13 @@ MAX_NAME_LENGTH = 200
 
 
 class Transport(Protocol):
-    """Something that sends a request and returns the reply's route and parts."""
+    """Something that sends a request to the host and returns the :class:`Reply`."""
 
-    def request(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]: ...
+    def request(self, kind: str, name: str | None = None, payload: Part = b"",
+                buffers: list[Part] | None = None) -> Reply: ...
 
-    async def request_async(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]: ...
+    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
+                            buffers: list[Part] | None = None) -> Reply: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class CallContext:
 
 
 _quiet: contextvars.ContextVar[int] = contextvars.ContextVar("greenroom_quiet", default=0)
+#: The session dict and the caller of the server function running in this context (None outside calls).
+_call_session: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("greenroom_session", default=None)
+_call_context: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("greenroom_context", default=None)
 
 
 class _NoLoadingIndicator:
@@ -70,17 +74,6 @@ def _check_name(name: object) -> str:
     return name
 
 
-def result_from_reply(route: Route, parts: Parts) -> Any:
-    """The value of a call reply, or raise its error."""
-    if route.get("ok"):
-        return decode_json(parts[1], parts[2:])
-    try:
-        data = json.loads(bytes(parts[1]))
-    except (ValueError, RecursionError):
-        raise errors.WireError("malformed error reply from the host") from None
-    raise error_from_data(data)
-
-
 class Server:
     """The greenroom API for calling and declaring server functions."""
 
@@ -98,8 +91,6 @@ class Server:
         self._transport: Transport | None = None
         self._transport_lock = threading.Lock()
         self._local_session: dict[str, Any] = {}
-        self._call_session: dict[str, Any] | None = None
-        self._call_context: CallContext | None = None
         self.no_loading_indicator = _NoLoadingIndicator()
 
     # -- declaring ---------------------------------------------------------
@@ -143,65 +134,64 @@ class Server:
         if isinstance(previous, Connection) and previous is not transport:
             previous.close()
 
-    @staticmethod
-    def _route(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Route, bytes, Parts]:
-        payload, buffers = encode_arguments(args, kwargs)
-        return {"kind": "call", "name": _check_name(name)}, payload, buffers
-
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call server function ``name`` and return its result; the loading indicator shows meanwhile."""
-        route, payload, buffers = self._route(name, args, kwargs)
+        payload, buffers = encode_arguments(args, kwargs)
         transport = self._get_transport()
         if _quiet.get():
-            return result_from_reply(*transport.request(route, payload, buffers))
+            return transport.request(Kind.CALL, _check_name(name), payload, buffers).result()
         loading.enter()
         try:
-            return result_from_reply(*transport.request(route, payload, buffers))
+            return transport.request(Kind.CALL, _check_name(name), payload, buffers).result()
         finally:
             loading.leave()
 
     def call_s(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Like :meth:`call`, without the loading indicator."""
-        route, payload, buffers = self._route(name, args, kwargs)
-        return result_from_reply(*self._get_transport().request(route, payload, buffers))
+        payload, buffers = encode_arguments(args, kwargs)
+        return self._get_transport().request(Kind.CALL, _check_name(name), payload, buffers).result()
 
     async def call_async(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Await server function ``name`` from async code; the loading indicator shows meanwhile."""
-        route, payload, buffers = self._route(name, args, kwargs)
+        payload, buffers = encode_arguments(args, kwargs)
         transport = self._get_transport()
         quiet = bool(_quiet.get())
         if not quiet:
             loading.enter()
         try:
-            return result_from_reply(*await transport.request_async(route, payload, buffers))
+            return (await transport.request_async(Kind.CALL, _check_name(name), payload, buffers)).result()
         finally:
             if not quiet:
                 loading.leave()
 
     def request(self, kind: str) -> Any:
         """Ask the host for ``functions``, ``status`` or ``reload`` (used by the magics)."""
-        route, parts = self._get_transport().request({"kind": kind})
-        return result_from_reply(route, parts)
+        if kind not in (Kind.FUNCTIONS, Kind.STATUS, Kind.RELOAD):
+            raise ValueError(f"server.request asks for functions, status or reload, not {kind!r}")
+        return self._get_transport().request(kind).result()
 
     # -- inside a call -----------------------------------------------------
     @property
     def session(self) -> dict[str, Any]:
         """A dict per calling session, kept by the host across calls (a local dict outside calls)."""
-        return self._call_session if self._call_session is not None else self._local_session
+        session = _call_session.get()
+        return session if session is not None else self._local_session
 
     @property
     def context(self) -> CallContext:
         """Who is calling the running server function."""
-        return self._call_context or CallContext()
+        return _call_context.get() or CallContext()
 
     @contextmanager
     def running_call(self, session: dict[str, Any], context: CallContext) -> Iterator[None]:
-        """Set :attr:`session` and :attr:`context` for one call (used by the runtime)."""
-        self._call_session, self._call_context = session, context
+        """Set :attr:`session` and :attr:`context` for one call, in this context only (used by the runtime)."""
+        session_token = _call_session.set(session)
+        context_token = _call_context.set(context)
         try:
             yield
         finally:
-            self._call_session, self._call_context = None, None
+            _call_context.reset(context_token)
+            _call_session.reset(session_token)
 
 
 server = Server()

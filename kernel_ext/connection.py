@@ -22,7 +22,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .errors import ConnectionError, GreenroomError, WireError
-from .wire import Parts, Route, pack, parse_route, route_bytes, unpack
+from .logs import log
+from .protocol import Kind, Reply, Request
+from .wire import Part, pack, parse_route, unpack
 
 __all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
 
@@ -30,6 +32,7 @@ __all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
 CLIENT_MAX_MESSAGE = 1 << 30
 CONNECT_TIMEOUT = 10.0
 WS_PATH = "greenroom/api/ws"
+
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _pid_alive(pid: object) -> bool:
 
 def find_endpoint() -> tuple[Endpoint | None, list[str]]:
     """The endpoint to use, and what was tried (for the error message)."""
-    tried = []
+    tried: list[str] = []
     url = os.environ.get("GREENROOM_URL")
     if url:
         headers = {
@@ -104,7 +107,7 @@ class Connection:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._ids = itertools.count(1)
-        self._pending: dict[int, concurrent.futures.Future[tuple[Route, Parts]]] = {}
+        self._pending: dict[int, concurrent.futures.Future[Reply]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="greenroom-connection", daemon=True)
@@ -157,16 +160,17 @@ class Connection:
                 message = await ws.read_message()
                 if message is None:
                     break
-                if isinstance(message, str):
-                    continue
                 try:
-                    parts = unpack(message, CLIENT_MAX_MESSAGE)
-                    route = parse_route(parts[0])
-                    future = self._pending.pop(route.get("id"), None)  # type: ignore[arg-type]
-                except WireError:
-                    continue
+                    request_id, reply = self._parse_reply(message)
+                except WireError as error:
+                    # Which call it answered is unknown: end the connection so that no caller waits forever.
+                    log.warning("malformed reply from the host at %s, closing the connection: %s", self.endpoint.url, error)
+                    reason = f"the host sent a malformed reply ({error})"
+                    ws.close()
+                    break
+                future = self._pending.pop(request_id, None)
                 if future is not None and not future.done():
-                    future.set_result((route, parts))
+                    future.set_result(reply)
         except Exception as error:  # noqa: BLE001 - any failure ends the connection
             reason = f"the connection failed: {error}"
         finally:
@@ -176,6 +180,17 @@ class Connection:
             for future in pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError(f"lost the greenroom host at {self.endpoint.url}: {reason}"))
+
+    @staticmethod
+    def _parse_reply(message: str | bytes) -> tuple[int, Reply]:
+        if isinstance(message, str):
+            raise WireError("a text message where replies are binary")
+        parts = unpack(message, CLIENT_MAX_MESSAGE)
+        route = parse_route(parts[0])
+        request_id = route.get("id")
+        if route["kind"] != Kind.REPLY or not isinstance(request_id, int) or isinstance(request_id, bool):
+            raise WireError(f"expected a reply with an integer id, got kind {route['kind']!r}, id {request_id!r}")
+        return request_id, Reply.unpack(route, parts)
 
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
@@ -195,46 +210,48 @@ class Connection:
                 self._loop.close()
 
     # -- requests ----------------------------------------------------------
-    def submit(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> concurrent.futures.Future[tuple[Route, Parts]]:
-        """Send a request; the future resolves to the reply's route and parts."""
+    def submit(self, kind: str, name: str | None = None, payload: Part = b"",
+               buffers: list[Part] | None = None) -> tuple[int, concurrent.futures.Future[Reply]]:
+        """Send a request; returns its id and a future of the reply."""
         self._ensure_open()
-        call_id = next(self._ids)
-        route["id"] = call_id
-        future: concurrent.futures.Future[tuple[Route, Parts]] = concurrent.futures.Future()
-        self._pending[call_id] = future
-        data = pack([route_bytes(route), payload, *(buffers or [])])
-        self._loop.call_soon_threadsafe(self._write, data, call_id)
-        return future
+        request = Request(kind, next(self._ids), name, payload, buffers or [])
+        future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        self._pending[request.request_id] = future
+        self._loop.call_soon_threadsafe(self._write, pack(request.pack()), request.request_id)
+        return request.request_id, future
 
-    def _write(self, data: bytes, call_id: int) -> None:
+    def _write(self, data: bytes, request_id: int) -> None:
         ws = self._ws
         try:
             if ws is None:
                 raise ConnectionError(f"not connected to the greenroom host at {self.endpoint.url}")
             ws.write_message(data, binary=True)
         except Exception as error:  # noqa: BLE001 - reported to the caller
-            future = self._pending.pop(call_id, None)
+            future = self._pending.pop(request_id, None)
             if future is not None and not future.done():
                 failure = error if isinstance(error, GreenroomError) else ConnectionError(str(error))
                 future.set_exception(failure)
 
-    def cancel(self, call_id: int) -> None:
+    def cancel(self, request_id: int) -> None:
         """Ask the host to stop a call (sent when the caller is interrupted)."""
         if self._ws is not None:
-            data = pack([route_bytes({"kind": "cancel", "id": call_id}), b""])
+            data = pack(Request(Kind.CANCEL, request_id).pack())
             self._loop.call_soon_threadsafe(self._write, data, -1)
 
-    def request(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
+    def request(self, kind: str, name: str | None = None, payload: Part = b"",
+                buffers: list[Part] | None = None) -> Reply:
         """Send a request and wait for the reply (interruptible)."""
-        future = self.submit(route, payload, buffers)
+        request_id, future = self.submit(kind, name, payload, buffers)
         try:
             return future.result()
         except KeyboardInterrupt:
-            self._pending.pop(route["id"], None)
-            self.cancel(route["id"])
+            self._pending.pop(request_id, None)
+            self.cancel(request_id)
             raise
 
-    async def request_async(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
+    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
+                            buffers: list[Part] | None = None) -> Reply:
         """Await the reply to a request from any event loop."""
-        future = await asyncio.get_running_loop().run_in_executor(None, self.submit, route, payload, buffers)
+        loop = asyncio.get_running_loop()
+        _, future = await loop.run_in_executor(None, self.submit, kind, name, payload, buffers)
         return await asyncio.wrap_future(future)

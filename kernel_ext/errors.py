@@ -48,7 +48,7 @@ class NoServerFunctionError(GreenroomError, LookupError):
     """No loaded server notebook defines a callable with that name."""
 
 
-class TimeoutError(GreenroomError, builtins.TimeoutError):  # noqa: A001 - deliberate, like asyncio's
+class TimeoutError(GreenroomError, builtins.TimeoutError):
     """The call ran longer than its timeout and was stopped."""
 
 
@@ -56,7 +56,7 @@ class ExecutionTerminatedError(GreenroomError):
     """The worker process running the call ended before it answered."""
 
 
-class ConnectionError(GreenroomError, builtins.ConnectionError):  # noqa: A001
+class ConnectionError(GreenroomError, builtins.ConnectionError):
     """No greenroom host could be reached, or the connection to it was lost."""
 
 

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
+from .logs import log
+
 __all__ = ["LoadingState", "loading"]
 
-log = logging.getLogger("greenroom")
 
 
 class LoadingState:
@@ -40,8 +40,8 @@ class LoadingState:
         for callback in list(self._callbacks):
             try:
                 callback(active)
-            except Exception:  # a broken listener must not break the call
-                log.exception("greenroom loading indicator callback failed")
+            except Exception:  # noqa: BLE001 - a broken listener must not break the call
+                log.exception("a loading indicator callback failed")
 
     def enter(self) -> None:
         with self._lock:

@@ -65,23 +65,23 @@ class GreenroomMagics(Magics):
                 if not args.url:
                     raise UsageError("usage: %greenroom connect URL [--token TOKEN]")
                 connect(args.url, token=args.token)
-                print(_connection_line())  # noqa: T201 - a magic's output is for the user
+                print(_connection_line())
             elif command == "status":
-                print(json.dumps(server.request("status"), indent=2))  # noqa: T201
+                print(json.dumps(server.request("status"), indent=2))
             elif command == "reload":
                 status = server.request("reload")
                 serving = status.get("serving") or {}
-                print(f"reloaded: generation {serving.get('generation')}, "  # noqa: T201
+                print(f"reloaded: generation {serving.get('generation')}, "
                       f"{len(serving.get('functions', []))} function(s)")
                 for error in serving.get("load_errors", []) + status.get("rejected_reload_errors", []):
-                    print(f"  load error: {error['notebook']} cell {error['cell']} line {error['line']}: "  # noqa: T201
+                    print(f"  load error: {error['notebook']} cell {error['cell']} line {error['line']}: "
                           f"{error['type']}: {error['message']}")
             elif command == "functions":
-                print(_functions_table(server.request("functions")))  # noqa: T201
+                print(_functions_table(server.request("functions")))
             else:
                 functions = server.request("functions")
-                print(_connection_line())  # noqa: T201
-                print(_functions_table(functions))  # noqa: T201
+                print(_connection_line())
+                print(_functions_table(functions))
         except GreenroomError as error:
             raise UsageError(f"greenroom: {error}") from None
 

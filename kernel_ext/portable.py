@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["PortableRegistry", "portable_classes", "portable_class"]
+__all__ = ["PortableRegistry", "portable_class", "portable_classes"]
 
 ClassT = TypeVar("ClassT", bound=type)
 

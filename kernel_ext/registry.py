@@ -36,23 +36,31 @@ class ServerFunction:
         }
 
 
+class _Hidden:
+    """Stands for a default value in a shown signature: a default may be a secret."""
+
+    def __repr__(self) -> str:
+        return "…"
+
+
+_HIDDEN = _Hidden()
+
+
 def public_signature(function: Callable[..., Any]) -> str:
-    """The parameter list with default values hidden (a default may be a secret)."""
+    """The parameter list as Python writes it, with its ``/`` and ``*`` markers, and with default values and
+    annotations hidden (a default may be a secret): ``def f(a, /, b, *, c, d=1)`` shows ``(a, /, b, *, c, d=…)``."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return "(...)"
-    shown = []
-    for parameter in signature.parameters.values():
-        text = parameter.name
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            text = "*" + text
-        elif parameter.kind is parameter.VAR_KEYWORD:
-            text = "**" + text
-        if parameter.default is not parameter.empty:
-            text += "=…"
-        shown.append(text)
-    return "(" + ", ".join(shown) + ")"
+    shown = [
+        parameter.replace(
+            default=parameter.empty if parameter.default is parameter.empty else _HIDDEN,
+            annotation=parameter.empty,
+        )
+        for parameter in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=shown, return_annotation=inspect.Signature.empty))
 
 
 class FunctionRegistry:

@@ -12,9 +12,11 @@ stream socket.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
+from collections.abc import Generator
 from typing import Any, TypeAlias
 
 from .errors import WireError
@@ -22,22 +24,32 @@ from .errors import WireError
 __all__ = [
     "MAX_PARTS",
     "MAX_ROUTE",
+    "Buffer",
+    "FrameReader",
+    "Part",
     "Parts",
-    "check_count",
-    "part_lengths",
-    "split",
     "Route",
+    "check_count",
     "frame_prefix",
     "pack",
     "parse_route",
+    "part_lengths",
+    "read_frame",
+    "read_message",
     "recv_message",
     "route_bytes",
     "send_message",
+    "split",
     "unpack",
 ]
 
 Route: TypeAlias = dict[str, Any]
-Parts: TypeAlias = list[bytes | memoryview]
+#: Bytes as they arrive: whole messages, views into them, or a socket's receive buffer.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+Part: TypeAlias = bytes | memoryview
+Parts: TypeAlias = list[Part]
+#: :func:`read_frame`: yields sizes, is sent that many bytes, returns the parts.
+FrameReader: TypeAlias = Generator[int, Buffer, Parts]
 
 #: Most parts a message may have (route + payload + buffers).
 MAX_PARTS = 1024
@@ -54,7 +66,7 @@ def route_bytes(route: Route) -> bytes:
     return _route_json(route).encode()
 
 
-def parse_route(data: bytes | memoryview, limit: int = MAX_ROUTE) -> Route:
+def parse_route(data: Buffer, limit: int = MAX_ROUTE) -> Route:
     """Decode a route header; :class:`WireError` unless it is a JSON object with a str ``kind``, at most
     ``limit`` bytes (headers from clients stay small: they are parsed on the host's event loop)."""
     if len(data) > limit:
@@ -85,7 +97,7 @@ def check_count(count: int) -> None:
         raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
 
 
-def part_lengths(lengths: bytes | memoryview, count: int, limit: int) -> list[int]:
+def part_lengths(lengths: Buffer, count: int, limit: int) -> list[int]:
     """Decode the ``!Q`` lengths of ``count`` parts; :class:`WireError` if they add up past ``limit``."""
     parsed = list(struct.unpack(f"!{count}Q", lengths))
     total = sum(parsed)
@@ -103,20 +115,44 @@ def split(body: memoryview, lengths: list[int], offset: int = 0) -> Parts:
     return parts
 
 
-def unpack(data: bytes | memoryview, limit: int) -> Parts:
+def read_frame(limit: int) -> FrameReader:
+    """The one reader of the frame layout, free of I/O: it yields how many bytes it needs next and is sent
+    them; it returns the parts.  :func:`unpack`, :func:`recv_message` and the host's stream reader drive it."""
+    (count,) = _COUNT.unpack((yield _COUNT.size))
+    check_count(count)
+    lengths = part_lengths((yield 8 * count), count, limit)
+    body = yield sum(lengths)
+    return split(memoryview(body), lengths)
+
+
+def unpack(data: Buffer, limit: int) -> Parts:
     """Split a packed message into parts (views, no copies)."""
     view = memoryview(data)
-    if len(view) < _COUNT.size:
-        raise WireError("truncated message")
-    (count,) = _COUNT.unpack_from(view)
-    check_count(count)
-    head = _COUNT.size + 8 * count
-    if len(view) < head:
-        raise WireError("truncated or oversized message header")
-    lengths = part_lengths(view[_COUNT.size : head], count, limit)
-    if sum(lengths) != len(view) - head:
-        raise WireError(f"message parts add up to {sum(lengths)} bytes but {len(view) - head} arrived")
-    return split(view, lengths, head)
+    reader = read_frame(limit)
+    offset = stage = 0
+    try:
+        size = next(reader)
+        while True:
+            if offset + size > len(view):
+                raise WireError(_short(stage, size, len(view) - offset))
+            chunk = view[offset : offset + size]
+            offset += size
+            stage += 1
+            size = reader.send(chunk)
+    except StopIteration as done:
+        parts: Parts = done.value
+    if offset != len(view):
+        body = sum(len(part) for part in parts)
+        raise WireError(_short(2, body, len(view) - offset + body))
+    return parts
+
+
+def _short(stage: int, needed: int, left: int) -> str:
+    if stage == 0:
+        return "truncated message"
+    if stage == 1:
+        return "truncated or oversized message header"
+    return f"message parts add up to {needed} bytes but {left} arrived"
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
@@ -133,10 +169,24 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
 
 def recv_message(sock: socket.socket, limit: int) -> Parts:
     """Read one message from a blocking stream socket."""
-    (count,) = _COUNT.unpack(_recv_exactly(sock, _COUNT.size))
-    check_count(count)
-    lengths = part_lengths(_recv_exactly(sock, 8 * count), count, limit)
-    return split(memoryview(_recv_exactly(sock, sum(lengths))), lengths)
+    reader = read_frame(limit)
+    try:
+        size = next(reader)
+        while True:
+            size = reader.send(_recv_exactly(sock, size))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def read_message(stream: asyncio.StreamReader, limit: int) -> Parts:
+    """Read one message from an asyncio stream; EOF raises :class:`asyncio.IncompleteReadError`."""
+    reader = read_frame(limit)
+    try:
+        size = next(reader)
+        while True:
+            size = reader.send(await stream.readexactly(size))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def send_message(sock: socket.socket, parts: Parts) -> None:

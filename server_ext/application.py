@@ -1,14 +1,21 @@
-"""The greenroom ExtensionApp: configuration and wiring into the Jupyter server."""
+"""The greenroom ExtensionApp: the options (traitlets) and the wiring into a Jupyter server.
+
+Every option is a trait with help text; :meth:`GreenroomApp.host_config` freezes them into the
+:class:`~greenroom.server_ext.config.HostConfig` the host is built from.  Inside a Jupyter server,
+callers are the server's kernels (their greenroom tokens), processes with the runtime file's
+token, and the server's own users when its Authorizer lets them ``execute`` on ``greenroom``.
+"""
 
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
-from tornado.ioloop import IOLoop
 from traitlets import Bool, Float, Int, List, Unicode
 
-from .handlers import CallSocketHandler, StatusHandler
+from .config import HostConfig
+from .embedding import HostEmbedding
 from .host import Host
-from .kernels import inject_credentials, local_url
+from .identity import Authenticator, JupyterUsers, KernelTokens
+from .kernels import local_url
 
 __all__ = ["GreenroomApp"]
 
@@ -56,25 +63,34 @@ class GreenroomApp(ExtensionApp):
         "", help="Python interpreter of the runtime processes (default: the server's own).",
     ).tag(config=True)
 
-    host: Host
+    embedding: HostEmbedding
+
+    def host_config(self) -> HostConfig:
+        """The options as the host's frozen configuration (:class:`ValueError` for a bad value)."""
+        return HostConfig.from_options(self)
+
+    @property
+    def host(self) -> Host:
+        return self.embedding.host
 
     def initialize_settings(self) -> None:
-        self.host = Host(self, root=self.serverapp.root_dir, log=self.log,
-                         live_kernel_ids=self.serverapp.kernel_manager.list_kernel_ids)
-        self.settings["greenroom_host"] = self.host
-        inject_credentials(self.serverapp.kernel_manager, lambda: local_url(self.serverapp), self.host.credentials)
-        IOLoop.current().add_callback(self._start_host)
+        serverapp = self.serverapp
+        if serverapp is None:
+            raise RuntimeError("the greenroom extension runs inside a Jupyter server")
 
-    async def _start_host(self) -> None:
-        # The port is final only once the server runs: write the runtime file now.
-        self.host.credentials.write_runtime_file(local_url(self.serverapp))
-        await self.host.start()
+        def authenticators(host: Host) -> list[Authenticator]:
+            return [KernelTokens(host.credentials), JupyterUsers()]
+
+        self.embedding = HostEmbedding(
+            self.host_config(), serverapp.root_dir, self.log, lambda: local_url(serverapp), authenticators,
+            kernel_manager=serverapp.kernel_manager,
+        )
+        self.settings.update(self.embedding.settings())
+        self.embedding.start_soon()
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend([
-            (r"/greenroom/api/ws", CallSocketHandler),
-            (r"/greenroom/api/status", StatusHandler),
-        ])
+        # ExtensionApp puts its handlers under the server's base_url.
+        self.handlers.extend(self.embedding.handlers())
 
     async def stop_extension(self) -> None:
-        await self.host.stop()
+        await self.embedding.stop()

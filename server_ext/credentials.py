@@ -12,22 +12,12 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
 
 from jupyter_core.paths import jupyter_runtime_dir
 
-__all__ = ["Caller", "Credentials"]
+__all__ = ["LOCAL_ID", "Credentials"]
 
 LOCAL_ID = "local"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who makes a call; ``session_key`` names the session dict the host keeps for it."""
-
-    client_type: str  # "kernel", "local", "user" or "server" (a nested call)
-    client_id: str
-    session_key: str
 
 
 class Credentials:

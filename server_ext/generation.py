@@ -1,25 +1,37 @@
 """A generation: one template process with the notebooks as they were on disk, and its workers.
 
-A reload starts a new generation; the old one finishes its calls and exits.
-Workers are forked ahead of demand (``prefork``) so the fork is off the call path.
+A reload starts a new generation; the old one finishes its calls and exits.  Workers are
+forked ahead of demand (``prefork``) so the fork is off the call path.  A generation owns
+its processes and their links and knows nothing of the host: it is given the configuration,
+where the runtime socket is, and callbacks (run a nested call; "I am lost"; "I ended").
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+from greenroom.errors import ExecutionTerminatedError, WireError
+from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request
+from greenroom.wire import Part, Parts, Route
+
+from .config import HostConfig
 from .discovery import Signature
+from .identity import SERVER_CALLER, Caller
 from .links import Link
+from .looptasks import LoopTasks
 
-if TYPE_CHECKING:
-    from .host import Host
+__all__ = ["Generation", "LoadFailed", "NotStarted", "RuntimePlace"]
 
-__all__ = ["Generation", "LoadFailed", "NotStarted"]
+#: Runs a server-to-server call for a caller: (caller, function name, payload, buffers) -> reply.
+NestedCall = Callable[[Caller, str, Part, list[Part]], Awaitable[Reply]]
 
 
 class LoadFailed(Exception):
@@ -30,50 +42,66 @@ class NotStarted(Exception):
     """A call never reached a worker (the worker or its template was already gone): safe to retry."""
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimePlace:
+    """Where runtime processes run and how they reach the host: the notebooks' root (their working
+    folder), the unix socket, and the key their hello must carry."""
+
+    root: str
+    socket_path: str
+    key: str
+
+
 class Generation:
     """One template and the workers forked from it."""
 
-    def __init__(self, host: Host, number: int, notebooks: list[str], signature: Signature) -> None:
-        self.host = host
-        self.log: logging.Logger = host.log
+    def __init__(self, number: int, notebooks: list[str], signature: Signature, config: HostConfig,
+                 place: RuntimePlace, log: logging.Logger, tasks: LoopTasks, *, nested_call: NestedCall,
+                 on_lost: Callable[[Generation], None], on_ended: Callable[[Generation], None]) -> None:
         self.number = number
         self.notebooks = notebooks
         self.signature = signature
+        self.config = config
+        self.place = place
+        self.log = log
+        self.tasks = tasks
+        self.nested_call = nested_call
+        self.on_lost = on_lost
+        self.on_ended = on_ended
         self.process: asyncio.subprocess.Process | None = None
         self.template: Link | None = None
-        self.loaded: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.functions: dict[str, dict[str, Any]] = {}
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[LoadError] = []
         self.idle: collections.deque[Link] = collections.deque()
         self.waiters: collections.deque[asyncio.Future[Link]] = collections.deque()
         self.spawning = 0
         self.busy = 0
         self.links: set[Link] = set()
         self.retired = False
-        self.is_lost = False
         self.calls_done = 0
 
     # -- the template ------------------------------------------------------
     async def start(self) -> None:
-        host = self.host
+        config, place = self.config, self.place
         command = [
-            host.python, "-m", "greenroom.server_ext.runtime.template",
-            "--socket", host.socket_path, "--generation", str(self.number), "--root", host.root,
-            "--memory-limit", str(host.worker_memory_limit), "--max-message-size", str(host.max_message_size),
+            config.python, "-m", "greenroom.server_ext.runtime.template",
+            "--socket", place.socket_path, "--generation", str(self.number), "--root", place.root,
+            "--memory-limit", str(config.worker_memory_limit), "--max-message-size", str(config.max_message_size),
         ]
-        if host.persistent:
+        if config.persistent:
             command.append("--persistent")
-        env = dict(os.environ, GREENROOM_RUNTIME_KEY=host.runtime_key, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, GREENROOM_RUNTIME_KEY=place.key, PYTHONUNBUFFERED="1")
         for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
             env.pop(name, None)
         self.process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, env=env, cwd=host.root, start_new_session=True
+            *command, stdin=asyncio.subprocess.PIPE, env=env, cwd=place.root, start_new_session=True
         )
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(self.notebooks).encode() + b"\n")
         await self.process.stdin.drain()
         self.process.stdin.close()
-        self.host.spawn(self._watch_process())
+        self.tasks.spawn(self._watch_process())
 
     async def _watch_process(self) -> None:
         assert self.process is not None
@@ -81,25 +109,77 @@ class Generation:
         if not self.loaded.done():
             self.loaded.set_exception(LoadFailed(f"the runtime process exited with code {code} while loading"))
         if not self.retired:
-            self.log.warning("greenroom: runtime generation %d ended (exit code %s)", self.number, code)
-            self.host.on_generation_lost(self)
-        self.host.generations.pop(self.number, None)
+            self.log.warning("runtime generation %d ended (exit code %s)", self.number, code)
+            self.lost()
+        self.on_ended(self)
 
-    def on_template_message(self, route: dict[str, Any]) -> None:
-        kind = route.get("kind")
-        if kind == "loaded" and not self.loaded.done():
-            self.functions = {f["name"]: f for f in route.get("functions", [])}
-            self.errors = list(route.get("errors", []))
+    def _on_template_message(self, route: Route) -> None:
+        if route["kind"] == Kind.LOADED and not self.loaded.done():
+            self.functions = {f["name"]: f for f in route.get("functions", []) if isinstance(f, dict)}
+            self.errors = [LoadError.from_data(error) for error in route.get("errors", [])]
             if route.get("output"):
-                self.log.info("greenroom: output while loading server notebooks:\n%s", route["output"])
-            self.loaded.set_result(route)
+                self.log.info("output while loading server notebooks:\n%s", route["output"])
+            self.loaded.set_result(None)
+
+    # -- links -------------------------------------------------------------
+    async def serve(self, link: Link) -> None:
+        """Read a runtime process's messages until its link ends (the listener calls this)."""
+        if link.role == "template":
+            self.template = link
+            self._replenish()
+        else:
+            self._attach_worker(link)
+        try:
+            while True:
+                route, parts = await link.receive(self.config.max_message_size)
+                self._dispatch(link, route, parts)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the process ended or closed its socket
+        except WireError as error:
+            self.log.warning("dropped the link to %r: %s", link, error)
+        finally:
+            self._link_ended(link)
+
+    def _dispatch(self, link: Link, route: Route, parts: Parts) -> None:
+        kind = route["kind"]
+        if link.role == "template":
+            self._on_template_message(route)
+        elif kind == Kind.RESULT:
+            result = CallResult.unpack(route, parts)
+            if link.reply is not None and not link.reply.done():
+                link.reply.set_result(result)
+        elif kind == Kind.CALL:
+            nested = self.tasks.spawn(self._nested(link, Request.unpack(route, parts)))
+            link.nested.add(nested)
+            nested.add_done_callback(link.nested.discard)
+        else:
+            raise WireError(f"unexpected message kind {kind!r} from a worker")
+
+    async def _nested(self, link: Link, request: Request) -> None:
+        reply = await self.nested_call(link.caller or SERVER_CALLER, str(request.name), request.payload, request.buffers)
+        with contextlib.suppress(ConnectionResetError):
+            link.send_parts(reply.pack(request.request_id))
+
+    def _link_ended(self, link: Link) -> None:
+        link.close()
+        if link.reply is not None and not link.reply.done():
+            link.reply.set_exception(ExecutionTerminatedError("worker ended"))
+        if link.role == "worker":
+            self.links.discard(link)
+            if link in self.idle:
+                self.idle.remove(link)
+            self._replenish()
+        elif not self.retired:
+            self.log.warning("runtime generation %d lost its template process", self.number)
+            self.lost()
 
     # -- workers -----------------------------------------------------------
     def _target(self) -> int:
         """How many workers should be idle or being forked: never more than ``max_workers`` alive."""
-        if self.host.persistent:
-            return max(self.host.workers, min(self.busy + len(self.waiters), self.host.max_workers)) - self.busy
-        return max(0, min(self.host.prefork + len(self.waiters), self.host.max_workers - self.busy))
+        config = self.config
+        if config.persistent:
+            return max(config.workers, min(self.busy + len(self.waiters), config.max_workers)) - self.busy
+        return max(0, min(config.prefork + len(self.waiters), config.max_workers - self.busy))
 
     def _replenish(self) -> None:
         if self.retired or self.template is None or self.template.closed:
@@ -107,13 +187,9 @@ class Generation:
         deficit = self._target() - len(self.idle) - self.spawning
         if deficit > 0:
             self.spawning += deficit
-            self.template.send({"kind": "spawn", "count": deficit}, b"")
+            self.template.send({"kind": Kind.SPAWN, "count": deficit})
 
-    def attach_template(self, link: Link) -> None:
-        self.template = link
-        self._replenish()
-
-    def attach_worker(self, link: Link) -> None:
+    def _attach_worker(self, link: Link) -> None:
         self.spawning = max(0, self.spawning - 1)
         self.links.add(link)
         if self.retired:
@@ -148,17 +224,17 @@ class Generation:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release(waiter.result(), reusable=not waiter.result().closed)
+                self.release(waiter.result())
             raise
         finally:
             if waiter in self.waiters:
                 self.waiters.remove(waiter)
 
-    def release(self, link: Link, reusable: bool) -> None:
+    def release(self, link: Link) -> None:
         """Give a worker back after a call; fresh-state workers are never reused."""
         self.busy = max(0, self.busy - 1)
         self.calls_done += 1
-        if reusable and self.host.persistent and not self.retired and not link.closed:
+        if self.config.persistent and not self.retired and not link.closed:
             self._offer(link)
         else:
             link.close()
@@ -170,23 +246,18 @@ class Generation:
         """Stop a worker from outside (timeout, cancel): the template kills its own child."""
         link.close()
         if self.template is not None and not self.template.closed:
-            self.template.send({"kind": "kill", "pid": link.pid}, b"")
+            self.template.send({"kind": Kind.KILL, "pid": link.pid})
 
     def busy_links(self) -> list[Link]:
         """Workers running a call now."""
         return [link for link in self.links if link.reply is not None and not link.closed]
 
-    def on_worker_lost(self, link: Link) -> None:
-        self.links.discard(link)
-        if link in self.idle:
-            self.idle.remove(link)
-        self._replenish()
-
     # -- the end -----------------------------------------------------------
     def lost(self) -> None:
         """The template died: waiting calls go elsewhere, nothing more is handed out."""
-        self.is_lost = True
-        self.retire()
+        if not self.retired:
+            self.retire()
+            self.on_lost(self)
 
     def retire(self) -> None:
         """Finish the calls in flight, then stop."""
@@ -202,20 +273,19 @@ class Generation:
     def stop(self) -> None:
         self.retired = True
         if self.template is not None and not self.template.closed:
-            try:
-                self.template.send({"kind": "exit"}, b"")
-            except ConnectionResetError:
-                pass
+            with contextlib.suppress(ConnectionResetError):
+                self.template.send({"kind": Kind.EXIT})
             self.template.close()
-        self.host.spawn(self._reap())
+        self.tasks.spawn(self.reap())
 
-    async def _reap(self, grace: float = 5.0) -> None:
+    async def reap(self, grace: float = 5.0) -> None:
+        """Wait for the template to exit; kill it after ``grace`` seconds."""
         process = self.process
         if process is None or process.returncode is not None:
             return
         try:
             await asyncio.wait_for(process.wait(), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # Our own child, not yet reaped: the only process this may signal.
             if process.returncode is None and process.pid > 1:
                 process.kill()
@@ -227,9 +297,8 @@ class Generation:
             "pid": self.process.pid if self.process else None,
             "notebooks": self.notebooks,
             "functions": sorted(self.functions),
-            "load_errors": self.errors,
+            "load_errors": [error.to_data() for error in self.errors],
             "idle_workers": len(self.idle),
             "busy_workers": self.busy,
             "calls_done": self.calls_done,
         }
-

@@ -1,38 +1,39 @@
 """HTTP and WebSocket handlers of the greenroom extension.
 
-``/greenroom/api/ws`` carries calls: one long-lived, multiplexed WebSocket per
-client, authenticated by a kernel's greenroom credentials, the runtime file's
-local token, or the Jupyter server's own authentication.
-``/greenroom/api/status`` reports the host's state to Jupyter-authenticated users.
+``/greenroom/api/ws`` carries calls: one long-lived, multiplexed WebSocket per client.  The
+embedding's authenticators decide who may open it (a kernel's greenroom token, the runtime
+file's local token, or a Jupyter user whom the server's Authorizer allows to ``execute`` on
+the ``greenroom`` resource); refusals happen before the socket opens.
+``/greenroom/api/status`` reports the host's state to users allowed to ``read`` it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from jupyter_server.auth.decorator import allow_unauthenticated
+from greenroom.errors import GreenroomError, WireError
+from greenroom.protocol import Kind, Reply, Request
+from greenroom.wire import pack, parse_route, unpack
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from greenroom.codec import encode_json
-from greenroom.errors import GreenroomError, WireError
-from greenroom.wire import pack, parse_route, route_bytes, unpack
-
-from .credentials import LOCAL_ID, Caller
-from .host import Host, error_reply
+from .host import Host
+from .identity import AUTH_RESOURCE, Authenticator, Caller, authenticate
 
 __all__ = ["CallSocketHandler", "StatusHandler"]
 
 
 class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
-    """The call channel: binary messages ``[route, payload, *buffers]`` both ways."""
+    """The call channel: binary messages ``[route, payload, *buffers]`` both ways (see :mod:`greenroom.protocol`)."""
 
+    auth_resource = AUTH_RESOURCE
     caller: Caller
     tasks: dict[int, asyncio.Task[None]]
 
@@ -44,95 +45,74 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
         return self.settings["greenroom_host"]  # type: ignore[no-any-return]
 
     @property
-    def max_message_size(self) -> int:  # type: ignore[override]
-        return self.host.max_message_size
+    def authenticators(self) -> Sequence[Authenticator]:
+        return self.settings["greenroom_authenticators"]  # type: ignore[no-any-return]
 
-    def _authenticate(self) -> Caller | None:
-        credentials = self.host.credentials
-        kernel_id = self.request.headers.get("X-Greenroom-Kernel-Id", "")
-        token = self.request.headers.get("X-Greenroom-Token", "")
-        connection = uuid.uuid4().hex
-        if token:
-            if kernel_id and credentials.check(f"kernel:{kernel_id}", token):
-                return Caller("kernel", kernel_id, f"kernel:{kernel_id}")
-            if not kernel_id and credentials.check(LOCAL_ID, token):
-                return Caller("local", connection, f"local:{connection}")
-            return None
-        if self.settings.get("greenroom_accept_jupyter_users", True) and self.current_user is not None:
-            name = getattr(self.current_user, "username", "") or "user"
-            return Caller("user", name, f"user:{connection}")
-        return None
+    @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        return self.host.config.max_message_size
 
     @allow_unauthenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        caller = self._authenticate()
-        if caller is None:
-            self.log.warning("greenroom: refused a call connection without valid credentials")
-            raise web.HTTPError(403, "greenroom: missing or wrong credentials")
-        self.caller = caller
+        try:
+            self.caller = await authenticate(self.authenticators, self)
+        except web.HTTPError as error:
+            self.host.log.warning("refused a call connection: %s", error.log_message)
+            raise
         self.tasks = {}
         await super().get(*args, **kwargs)
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, str):
-            self._reply(None, *error_reply(WireError, "greenroom messages are binary"))
+            self._reply(None, Reply.of_error(WireError("greenroom messages are binary")))
             return
         try:
-            parts = unpack(message, self.host.max_message_size)
-            route = parse_route(parts[0])
+            parts = unpack(message, self.host.config.max_message_size)
+            request = Request.unpack(parse_route(parts[0]), parts)
         except WireError as error:
-            self._reply(None, *error_reply(WireError, str(error)))
+            self._reply(None, Reply.of_error(error))
             return
-        call_id = route.get("id")
-        if not isinstance(call_id, int) or isinstance(call_id, bool):
-            self._reply(None, *error_reply(WireError, "every request needs an integer 'id'"))
-            return
-        kind = route["kind"]
-        if kind == "cancel":
-            task = self.tasks.get(call_id)
+        request_id = request.request_id
+        if request.kind == Kind.CANCEL:
+            task = self.tasks.get(request_id)
             if task is not None:
                 task.cancel()
             return
-        if call_id in self.tasks:
-            self._reply(call_id, *error_reply(WireError, f"call id {call_id} is already in use"))
+        if request_id in self.tasks:
+            self._reply(request_id, Reply.of_error(WireError(f"call id {request_id} is already in use")))
             return
-        task = asyncio.get_running_loop().create_task(self._handle(kind, call_id, route, parts))
-        self.tasks[call_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(call_id, None))
+        task = asyncio.get_running_loop().create_task(self._handle(request))
+        self.tasks[request_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(request_id, None))
 
-    async def _handle(self, kind: str, call_id: int, route: dict[str, Any], parts: list[Any]) -> None:
-        host = self.host
+    async def _handle(self, request: Request) -> None:
+        host, kind = self.host, request.kind
         try:
-            if kind == "call":
-                name = route.get("name")
-                if not isinstance(name, str):
-                    reply = error_reply(WireError, "a call needs a string 'name'")
+            if kind == Kind.CALL:
+                if request.name is None:
+                    reply = Reply.of_error(WireError("a call needs a string 'name'"))
                 else:
-                    reply = await host.call(self.caller, name, parts[1], list(parts[2:]))
-            elif kind == "functions":
-                reply = self._value(host.functions())
-            elif kind == "status":
-                reply = self._value(host.status())
-            elif kind == "reload":
-                reply = self._value(await host.reload())
+                    reply = await host.call(self.caller, request.name, request.payload, request.buffers)
+            elif kind == Kind.FUNCTIONS:
+                reply = Reply.of_value(host.functions())
+            elif kind == Kind.STATUS:
+                reply = Reply.of_value(host.status())
+            elif kind == Kind.RELOAD:
+                reply = Reply.of_value(await host.reload())
             else:
-                reply = error_reply(WireError, f"unknown message kind {kind!r} (expected call, cancel, functions, status or reload)")
+                reply = Reply.of_error(WireError(
+                    f"unknown message kind {kind!r} (expected {', '.join(Kind.CLIENT_REQUESTS[:-1])} or "
+                    f"{Kind.CLIENT_REQUESTS[-1]})"))
         except asyncio.CancelledError:
             return
-        except Exception as error:  # noqa: BLE001 - the host keeps serving whatever happens
-            self.log.exception("greenroom: %s request failed", kind)
-            reply = error_reply(GreenroomError, f"the host failed to handle the request: {type(error).__name__}")
-        self._reply(call_id, *reply)
+        except Exception as error:
+            host.log.exception("%s request failed", kind)
+            reply = Reply.of_error(GreenroomError(f"the host failed to handle the request: {type(error).__name__}"))
+        self._reply(request.request_id, reply)
 
-    @staticmethod
-    def _value(value: Any) -> tuple[dict[str, Any], list[Any]]:
-        payload, _ = encode_json(value, "reply")
-        return {"ok": True}, [payload]
-
-    def _reply(self, call_id: int | None, route: dict[str, Any], parts: list[Any]) -> None:
-        route.update(kind="reply", id=call_id)
+    def _reply(self, request_id: int | None, reply: Reply) -> None:
         try:
-            self.write_message(pack([route_bytes(route), *parts]), binary=True)
+            self.write_message(pack(reply.pack(request_id)), binary=True)
         except WebSocketClosedError:
             pass
 
@@ -140,13 +120,16 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
         for task in list(getattr(self, "tasks", {}).values()):
             task.cancel()
         caller = getattr(self, "caller", None)
-        if caller is not None and caller.client_type != "kernel":
-            self.host.sessions.pop(caller.session_key, None)
+        if caller is not None:
+            self.host.end_session(caller)
 
 
 class StatusHandler(ExtensionHandlerMixin, APIHandler):
-    """GET the host's status (Jupyter-authenticated users only)."""
+    """GET the host's status (users the Authorizer lets ``read`` the ``greenroom`` resource)."""
+
+    auth_resource = AUTH_RESOURCE
 
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         self.finish(json.dumps(self.settings["greenroom_host"].status()))

@@ -20,7 +20,7 @@ __all__ = ["inject_credentials", "local_url", "reachable_url"]
 
 def reachable_url(scheme: str, ip: str, port: int, base_url: str) -> str:
     """The server's URL for a process on this machine: loopback unless it listens on one address only."""
-    host = ip if ip and ip not in ("0.0.0.0", "::", "*", "localhost") else "127.0.0.1"  # noqa: S104
+    host = ip if ip and ip not in ("0.0.0.0", "::", "*", "localhost") else "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}{base_url if base_url.endswith('/') else base_url + '/'}"

@@ -1,24 +1,32 @@
-"""The host's side of its unix-socket links to template and worker processes."""
+"""The host's side of the unix socket its runtime processes connect to.
+
+:class:`RuntimeListener` accepts a connection, checks its hello (the runtime key and
+a generation that exists) and hands the :class:`Link` to that generation, which reads
+its messages until it ends.  A connection refused or dropped for breaking the protocol
+is logged with its role and pid.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import struct
-from typing import Any
+import hmac
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from greenroom.wire import Parts, check_count, frame_prefix, parse_route, part_lengths, route_bytes, split
+from greenroom.errors import WireError
+from greenroom.protocol import CallResult, Kind
+from greenroom.wire import Parts, Route, frame_prefix, parse_route, read_message, route_bytes
 
-__all__ = ["Link", "read_message"]
+from .identity import Caller
+from .looptasks import LoopTasks
 
-_COUNT = struct.Struct("!I")
+__all__ = ["Link", "LinkOwner", "RuntimeListener"]
 
-
-async def read_message(reader: asyncio.StreamReader, limit: int) -> Parts:
-    """Read one framed message; :class:`WireError` if it breaks the rules, EOF as IncompleteReadError."""
-    (count,) = _COUNT.unpack(await reader.readexactly(_COUNT.size))
-    check_count(count)
-    lengths = part_lengths(await reader.readexactly(8 * count), count, limit)
-    return split(memoryview(await reader.readexactly(sum(lengths))), lengths)
+#: The hello is small; anything larger is not a runtime process of ours.
+MAX_HELLO = 4096
+HELLO_TIMEOUT = 30.0
 
 
 class Link:
@@ -31,19 +39,26 @@ class Link:
         self.pid = pid
         self.generation = generation
         self.closed = False
-        self.reply: asyncio.Future[tuple[dict[str, Any], Parts]] | None = None
-        self.caller: Any = None
+        #: The answer to the call this worker runs now (None while idle).
+        self.reply: asyncio.Future[CallResult] | None = None
+        #: Who made that call: server-to-server calls it makes run as the same caller.
+        self.caller: Caller | None = None
         self.nested: set[asyncio.Task[None]] = set()
-        self.calls_served = 0
 
-    def send(self, route: dict[str, Any], *parts: bytes | memoryview) -> None:
-        """Queue a message (writes are buffered by the transport; no await needed)."""
+    def __repr__(self) -> str:
+        return f"{self.role} pid {self.pid} of generation {self.generation}"
+
+    def send(self, route: Route) -> None:
+        """Queue a control message (a route and an empty payload)."""
+        self.send_parts([route_bytes(route), b""])
+
+    def send_parts(self, parts: Parts) -> None:
+        """Queue a message a :mod:`greenroom.protocol` class packed (writes are buffered: no await)."""
         if self.closed:
             raise ConnectionResetError("runtime process is gone")
-        message = [route_bytes(route), *parts]
-        self.writer.writelines([frame_prefix(message), *message])
+        self.writer.writelines([frame_prefix(parts), *parts])
 
-    async def receive(self, limit: int) -> tuple[dict[str, Any], Parts]:
+    async def receive(self, limit: int) -> tuple[Route, Parts]:
         parts = await read_message(self.reader, limit)
         return parse_route(parts[0], limit), parts  # a runtime process's header may carry its output
 
@@ -51,3 +66,64 @@ class Link:
         if not self.closed:
             self.closed = True
             self.writer.close()
+
+
+class LinkOwner(Protocol):
+    """What a generation offers the listener."""
+
+    async def serve(self, link: Link) -> None:
+        """Read ``link``'s messages until it ends."""
+
+
+class RuntimeListener:
+    """The unix socket (0600, in a 0700 folder) that the runtime processes connect to."""
+
+    def __init__(self, path: str, key: str, owner_of: Callable[[int], LinkOwner | None],
+                 log: logging.Logger, tasks: LoopTasks) -> None:
+        self.path = path
+        self.key = key
+        self.owner_of = owner_of
+        self.log = log
+        self.tasks = tasks
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._on_connection, self.path, limit=1 << 20)
+        os.chmod(self.path, 0o600)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.track(task)
+        try:
+            hello = await self._hello(reader, writer)
+            if hello is None:
+                return
+            owner, link = hello
+            await owner.serve(link)
+        finally:
+            writer.close()
+
+    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[LinkOwner, Link] | None:
+        route: dict[str, Any] = {}
+        try:
+            parts = await asyncio.wait_for(read_message(reader, MAX_HELLO), HELLO_TIMEOUT)
+            route = parse_route(parts[0])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        except (TimeoutError, WireError) as error:
+            self.log.warning("refused a runtime connection: no valid hello (%s)", error or "timed out")
+            return None
+        role, pid, number = route.get("role"), route.get("pid"), route.get("generation")
+        key = str(route.get("key", ""))
+        owner = self.owner_of(number) if isinstance(number, int) else None
+        if route["kind"] != Kind.HELLO or not hmac.compare_digest(key.encode(), self.key.encode()) or owner is None \
+                or role not in ("template", "worker") or not isinstance(pid, int):
+            self.log.warning("refused a runtime connection from %.40r pid %.20r: bad hello (kind %.40r, generation %.20r)",
+                             role, pid, route["kind"], number)
+            return None
+        return owner, Link(reader, writer, str(role), int(pid), int(number))  # type: ignore[arg-type]

@@ -11,20 +11,20 @@ import asyncio
 import fnmatch
 import os
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from jupyter_server.utils import url_path_join
 from tornado import httputil
-from tornado.ioloop import IOLoop
 from tornado.routing import Matcher, Rule
 from tornado.web import ErrorHandler
 from voila.app import Voila
 
 from .application import GreenroomApp
-from .handlers import CallSocketHandler
+from .embedding import HostEmbedding
 from .host import Host
-from .kernels import inject_credentials, reachable_url
+from .identity import Authenticator, KernelTokens
+from .kernels import reachable_url
 
 __all__ = ["GreenroomVoila", "ServerNotebookMatcher", "launch"]
 
@@ -34,12 +34,13 @@ SERVER_SUFFIX = ".server.ipynb"
 class ServerNotebookMatcher(Matcher):
     """Matches any request whose decoded path or query names a server notebook.
 
-    A server notebook is any ``*.server.ipynb`` and anything the host's ``server_notebooks`` patterns
-    match, or any notebook the host has found.
+    A server notebook is any ``*.server.ipynb``, anything the ``server_notebooks`` patterns match, and
+    any notebook ``notebooks()`` (the host's current list) names.
     """
 
-    def __init__(self, host: Host) -> None:
-        self.host = host
+    def __init__(self, patterns: Sequence[str], notebooks: Callable[[], Iterable[str]]) -> None:
+        self.patterns = [pattern.lower() for pattern in patterns]
+        self.notebooks = notebooks
 
     def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
         for text in (request.path or "", request.query or ""):
@@ -53,9 +54,9 @@ class ServerNotebookMatcher(Matcher):
         if SERVER_SUFFIX in lowered:
             return True
         words = [word for word in lowered.replace("=", "/").replace("&", "/").split("/") if word]
-        if any(fnmatch.fnmatch(word, pattern.lower()) for word in words for pattern in self.host.patterns):
+        if any(fnmatch.fnmatch(word, pattern) for word in words for pattern in self.patterns):
             return True
-        return any(notebook.lower() in lowered for notebook in self.host.notebooks)
+        return any(notebook.lower() in lowered for notebook in self.notebooks())
 
 
 class GreenroomVoila(Voila):
@@ -65,34 +66,38 @@ class GreenroomVoila(Voila):
 
     def init_settings(self) -> dict[str, Any]:
         settings = super().init_settings()
-        self.greenroom_app = GreenroomApp(config=self.config, log=self.log)
-        hidden = ["*" + SERVER_SUFFIX, *(pattern.rsplit("/", 1)[-1] for pattern in self.greenroom_app.server_notebooks)]
+        greenroom_app = GreenroomApp(config=self.config, log=self.log)
+        hidden = ["*" + SERVER_SUFFIX, *(pattern.rsplit("/", 1)[-1] for pattern in greenroom_app.server_notebooks)]
         self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, *hidden]
-        self.greenroom_host = Host(self.greenroom_app, root=self.root_dir, log=self.log,
-                                   live_kernel_ids=self.kernel_manager.list_kernel_ids)
-        settings.update(greenroom_host=self.greenroom_host, greenroom=self.greenroom_app,
-                        greenroom_accept_jupyter_users=False)
-        inject_credentials(self.kernel_manager, self.local_url, self.greenroom_host.credentials)
-        IOLoop.current().add_callback(self._start_host)
+
+        def authenticators(host: Host) -> list[Authenticator]:
+            return [KernelTokens(host.credentials)]  # the app's own kernels only: visitors run no code
+
+        self.greenroom = HostEmbedding(greenroom_app.host_config(), self.root_dir, self.log, self.local_url,
+                                       authenticators, kernel_manager=self.kernel_manager)
+        settings.update(self.greenroom.settings(), greenroom=greenroom_app)
+        self.greenroom.start_soon()
         return settings
+
+    @property
+    def greenroom_host(self) -> Host:
+        return self.greenroom.host
 
     def local_url(self) -> str:
         return reachable_url("http", self.ip, self.port, self.base_url)
 
-    async def _start_host(self) -> None:
-        self.greenroom_host.credentials.write_runtime_file(self.local_url())
-        await self.greenroom_host.start()
-
     def init_handlers(self) -> list[Any]:
+        host = self.greenroom_host
         own = [
-            Rule(ServerNotebookMatcher(self.greenroom_host), ErrorHandler, {"status_code": 404}),
-            (url_path_join(self.server_url, r"/greenroom/api/ws"), CallSocketHandler, {"name": "greenroom"}),
+            Rule(ServerNotebookMatcher(host.config.server_notebooks, lambda: host.reloader.notebooks), ErrorHandler,
+                 {"status_code": 404}),
+            *self.greenroom.handlers(self.server_url, status=False, name="greenroom"),
         ]
         return own + super().init_handlers()
 
     def _handle_signal_stop(self, sig: int, frame: Any) -> None:
         """SIGTERM: stop the host (its runtime processes, runtime file, socket) on the loop, then the loop."""
-        self.log.info("greenroom: signal %s, stopping", sig)
+        self.greenroom_host.log.info("signal %s, stopping", sig)
         loop = self.ioloop.asyncio_loop
         loop.call_soon_threadsafe(lambda: loop.create_task(self._shutdown()))
 

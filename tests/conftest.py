@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from traitlets.config import Config
-
 from helpers import CALC_SOURCE, Client, KernelRunner, write_notebook
+from traitlets.config import Config
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -40,7 +39,7 @@ def jp_server_config(server_files: Any, greenroom_config: dict[str, Any]) -> Con
 def host(jp_serverapp: Any, http_server_client: Any, jp_asyncio_loop: Any) -> Any:
     """The running host, once its first generation has loaded."""
     running = jp_serverapp.web_app.settings["greenroom_host"]
-    jp_asyncio_loop.run_until_complete(asyncio.wait_for(running.ready.wait(), 60))
+    jp_asyncio_loop.run_until_complete(asyncio.wait_for(running.reloader.ready.wait(), 60))
     return running
 
 

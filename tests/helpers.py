@@ -10,7 +10,6 @@ import os
 from typing import Any
 
 import nbformat
-
 from greenroom import BlobMedia, URLMedia
 from greenroom.api import Server
 from greenroom.connection import Connection, Endpoint

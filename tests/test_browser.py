@@ -7,7 +7,6 @@ import sys
 import urllib.request
 
 import pytest
-
 from helpers import SECRET, write_notebook
 from processes import free_port, start, stop, wait_for_http
 

@@ -7,7 +7,6 @@ import os
 import sys
 
 import pytest
-
 from helpers import SECRET, write_notebook
 from processes import free_port, start, stop, wait_for_http
 from test_browser import APP_CODE, ARTIFACTS, SERVER_CODE, Browser

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-
 from greenroom import BlobMedia
 from greenroom.errors import (
     ExecutionTerminatedError,
@@ -94,8 +93,8 @@ async def test_timeout_stops_the_call_and_next_call_works(client, host):
     assert await client.call("add", 2, 2) == 4
 
 
+@pytest.mark.parametrize("greenroom_config", [{"call_timeout": 0.5}])
 async def test_global_timeout(client, host):
-    host.call_timeout = 0.5
     with pytest.raises(TimeoutError):
         await client.call("slow", 10)
     assert await client.call("slow", 0) == 0
@@ -144,7 +143,7 @@ async def test_timeout_also_stops_the_server_to_server_calls_it_made(client, hos
 
     with pytest.raises(TimeoutError, match="impatient"):
         await client.call("impatient")
-    await wait_until(lambda: host.generation.busy == 0, timeout=5)  # the nested slow(30) was stopped too
+    await wait_until(lambda: host.reloader.serving.busy == 0, timeout=5)  # the nested slow(30) was stopped too
 
 
 async def test_syntax_error_sends_no_source_line_or_host_path(client):
@@ -157,9 +156,9 @@ async def test_syntax_error_sends_no_source_line_or_host_path(client):
 async def test_concurrent_reloads_share_one_template(client, host):
     import asyncio
 
-    first = host.next_generation
+    first = host.reloader.next_number
     await asyncio.gather(*(client.request("reload") for _ in range(10)))
-    assert host.next_generation - first <= 2
+    assert host.reloader.next_number - first <= 2
 
 
 async def test_closing_the_connection_fails_calls_in_flight(client, host):
@@ -169,7 +168,7 @@ async def test_closing_the_connection_fails_calls_in_flight(client, host):
     from helpers import wait_until
 
     call = asyncio.ensure_future(client.call("slow", 30))
-    await wait_until(lambda: host.generation.busy == 1)
+    await wait_until(lambda: host.reloader.serving.busy == 1)
     await asyncio.to_thread(client.connection.close)
     with pytest.raises(ConnectionError, match="was closed"):
         await asyncio.wait_for(call, 5)

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from helpers import normal_form
-
 from greenroom import server
 from greenroom.codec import (
     MAX_DEPTH,
@@ -37,14 +34,17 @@ from greenroom.errors import (
     RemoteError,
     RemoteFrame,
     SerializationError,
-    TimeoutError as GreenroomTimeoutError,
     WireError,
+)
+from greenroom.errors import (
+    TimeoutError as GreenroomTimeoutError,
 )
 from greenroom.media import BlobMedia, URLMedia
 from greenroom.portable import portable_class, portable_classes
 from greenroom.remote_errors import error_from_data, error_to_data
+from helpers import normal_form
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 IST = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
 PST = datetime.timezone(datetime.timedelta(hours=-8))
 
@@ -869,8 +869,10 @@ def test_frames_only_from_located_files_and_no_source_text() -> None:
     assert got.args == ("wrong password",)
     assert got.remote_frames == [RemoteFrame("calc.server.ipynb", 7, 4, "check_password")]  # type: ignore[attr-defined]
     assert got.__notes__ == [
-        "Server traceback (most recent call last):\n"
-        '  notebook "calc.server.ipynb", cell 7, line 4, in check_password'
+        (
+            "Server traceback (most recent call last):\n"
+            '  notebook "calc.server.ipynb", cell 7, line 4, in check_password'
+        )
     ]
     for secret in ("hunter2", "ANSWER_KEY", "attempt !=", "raise ValueError"):
         assert all(secret not in note for note in got.__notes__)

@@ -7,7 +7,6 @@ import os
 import signal
 
 import pytest
-
 from greenroom.errors import ExecutionTerminatedError
 from helpers import wait_until
 
@@ -23,7 +22,7 @@ def alive(pid: int) -> bool:
 
 def runtime_pids(host) -> list[int]:
     pids = []
-    for generation in host.generations.values():
+    for generation in host.reloader.generations.values():
         if generation.process is not None:
             pids.append(generation.process.pid)
         pids.extend(link.pid for link in generation.idle)
@@ -47,7 +46,7 @@ def server_files(server_files):
 
 async def test_killed_worker_mid_call(client, host):
     call = asyncio.ensure_future(client.call("slow", 30))
-    generation = host.generation
+    generation = host.reloader.serving
     await wait_until(lambda: generation.busy == 1)
     busy = [link for link in generation.busy_links()]
     assert len(busy) == 1 and busy[0].pid > 1
@@ -60,14 +59,14 @@ async def test_killed_worker_mid_call(client, host):
 @pytest.mark.parametrize("greenroom_config", [{}, {"persistent": True}], ids=["fresh", "persistent"])
 async def test_killed_template_recovers(client, host, greenroom_config):
     assert await client.call("add", 1, 1) == 2
-    old = host.generation
+    old = host.reloader.serving
     call = asyncio.ensure_future(client.call("slow", 30))
     await wait_until(lambda: old.busy == 1)
     os.kill(old.process.pid, signal.SIGKILL)
     with pytest.raises(ExecutionTerminatedError):
         await call
     assert await client.call("add", 2, 2) == 4
-    assert host.generation is not old
+    assert host.reloader.serving is not old
     await wait_until(lambda: not alive(old.process.pid))
 
 
@@ -81,8 +80,8 @@ async def test_deleted_notebook_drops_its_functions(client, host):
 
 async def test_stop_with_calls_in_flight_leaves_no_orphans(client, host):
     calls = [asyncio.ensure_future(client.call("slow", 30)) for _ in range(3)]
-    await wait_until(lambda: host.generation.busy == 3)
-    pids = runtime_pids(host) + [link.pid for link in host.generation.busy_links()]
+    await wait_until(lambda: host.reloader.serving.busy == 3)
+    pids = runtime_pids(host) + [link.pid for link in host.reloader.serving.busy_links()]
     assert len(pids) >= 4
     await host.stop()
     results = await asyncio.gather(*calls, return_exceptions=True)

@@ -6,12 +6,11 @@ import json
 import struct
 
 import pytest
+from greenroom.wire import pack, route_bytes, unpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
-
-from greenroom.wire import pack, route_bytes, unpack
 
 CASES_RUN = {"hand": 0, "generated": 0}
 
@@ -89,8 +88,8 @@ async def test_hand_written_hostile_messages(host, base_url, jp_serverapp, label
     ws.close()
 
 
+@pytest.mark.parametrize("greenroom_config", [{"max_message_size": 1 << 20}])
 async def test_oversized_message_closes_only_that_connection(host, base_url, jp_serverapp):
-    host.max_message_size = 1 << 20
     token = jp_serverapp.identity_provider.token
     ws = await open_socket(base_url, token)
     assert await reply_to(ws, call_message(1, payload=b'[["' + b"x" * (2 << 20) + b'"],{}]')) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import KernelError, write_notebook
 
 SHARED_PY = "GREETING = 'hello'\n\ndef shout(text):\n    return text.upper() + '!'\n"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
-
-from helpers import wait_until, write_notebook
 from greenroom.errors import NoServerFunctionError
+from helpers import wait_until, write_notebook
 
 V1 = "from greenroom import server\n@server.callable\ndef version():\n    return 1\n"
 V2 = "from greenroom import server\n@server.callable\ndef version():\n    return 2\n"
@@ -46,8 +47,7 @@ async def test_broken_save_keeps_last_good_version_and_reports_where(client, hos
 
 async def test_invalid_json_keeps_last_good_version(client, host):
     assert await client.call("version") == 1
-    with open(host.root + "/app.server.ipynb", "w", encoding="utf-8") as handle:
-        handle.write("{ not json")
+    await asyncio.to_thread(Path(host.root, "app.server.ipynb").write_text, "{ not json", encoding="utf-8")
     assert await client.call("version") == 1
     status = await client.request("status")
     assert status["rejected_reload_errors"][0]["notebook"] == "app.server.ipynb"
@@ -74,7 +74,7 @@ async def test_calls_in_flight_finish_on_old_code(client, host):
     write_notebook(host.root + "/app.server.ipynb", V1 + "\nimport time\n@server.callable\ndef slow_version():\n    time.sleep(1)\n    return 1\n")
     assert await client.call("version") == 1
     in_flight = asyncio.ensure_future(client.call("slow_version"))
-    await wait_until(lambda: host.generation.busy == 1)
+    await wait_until(lambda: host.reloader.serving.busy == 1)
     write_notebook(host.root + "/app.server.ipynb", V2)
     assert await client.call("version") == 2
     assert await in_flight == 1

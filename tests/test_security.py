@@ -7,13 +7,12 @@ import os
 import stat
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
-
 from greenroom.connection import Connection, find_endpoint
 from greenroom.errors import GreenroomError
 from greenroom.wire import pack, route_bytes, unpack
 from helpers import SECRET, Client, KernelError
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 
 async def _ws_status(base_url: str, headers: dict[str, str]) -> int:
@@ -140,14 +139,10 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
 
 
 def test_published_app_hides_every_server_notebook_spelling():
-    from types import SimpleNamespace
-
+    from greenroom.server_ext.serve import ServerNotebookMatcher
     from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-    from greenroom.server_ext.serve import ServerNotebookMatcher
-
-    host = SimpleNamespace(patterns=["*.server.ipynb", "grading.ipynb"], notebooks=["sub/grading.ipynb", "game.server.ipynb"])
-    matcher = ServerNotebookMatcher(host)
+    matcher = ServerNotebookMatcher(["*.server.ipynb", "grading.ipynb"], lambda: ["sub/grading.ipynb", "game.server.ipynb"])
     hidden = ["/voila/render/grading.ipynb", "/voila/files/sub%2Fgrading.ipynb", "/voila/render/GAME.SERVER.IPYNB",
               "/voila/render/x?path=sub/grading.ipynb", "/voila/files/game%252Eserver.ipynb"]
     def request(uri: str) -> HTTPServerRequest:

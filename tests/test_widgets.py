@@ -6,7 +6,6 @@ import threading
 
 import ipywidgets as w
 import pytest
-
 from greenroom import BlobMedia
 from greenroom.loading import loading
 from greenroom.widgets import App, Form, image_from_media, media_from_upload, open_form
@@ -21,7 +20,7 @@ def _reset_widget_state():
 
 def test_indicator_follows_nested_and_concurrent_calls():
     form = Form()
-    display = lambda: form._indicator.layout.display  # noqa: E731
+    display = lambda: form._indicator.layout.display
     assert display() == "none"
     loading.enter()
     loading.enter()

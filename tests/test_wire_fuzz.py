@@ -26,16 +26,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from helpers import normal_form
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
 from greenroom.codec import MAX_DEPTH, decode_arguments, decode_json, encode_arguments, encode_json
 from greenroom.errors import WireError
 from greenroom.media import BlobMedia, URLMedia
 from greenroom.portable import PortableRegistry
 from greenroom.wire import MAX_PARTS, frame_prefix, pack, parse_route, recv_message, route_bytes, send_message, unpack
+from helpers import normal_form
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 SCALE = max(1, int(os.environ.get("GREENROOM_FUZZ_SCALE", "1")))
 #: Fuzz cases run in this module, by test (hypothesis examples and hand-made cases).
@@ -171,7 +169,7 @@ def _strict_json(payload: bytes) -> None:
 @fuzz_settings(200)
 @given(allowed_values())
 @example([2**53, -(2**53), float("nan"), float("-inf"), -0.0, (), {"$dict": [["$a", 1]]}])
-@example({"$media": [0, "x", None], "a": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)})
+@example({"$media": [0, "x", None], "a": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)})
 def test_allowed_values_round_trip(value: Any) -> None:
     FUZZ_CASES["round_trip_json"] += 1
     payload, buffers = encode_json(value, "return value", REGISTRY)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as w
+from greenroom.loading import loading
+from greenroom.logs import log
 from ipywidgets.widgets.widget import CallbackDispatcher
 from traitlets import Bool, observe
-
-from greenroom.loading import loading
 
 from .loading import LoadingIndicator
 
@@ -121,7 +121,7 @@ class Form(w.VBox):
             return None  # another thread is running one of this Form's handlers
         try:
             if self._depth == 0 and _from_browser() and time.monotonic() - self._finished_at < REPEAT_WINDOW:
-                self.log.info("greenroom: ignored a click sent while the previous one was handled")
+                log.info("ignored a click sent while the previous one was handled")
                 return None
             self._depth += 1
             outermost = self._depth == 1

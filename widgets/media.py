@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as w
-
 from greenroom.media import BlobMedia, Media
 
 __all__ = ["image_from_media", "media_from_upload"]

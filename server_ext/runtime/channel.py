@@ -6,9 +6,9 @@ import ctypes
 import os
 import signal
 import socket
-from typing import Any
 
-from greenroom.wire import Parts, parse_route, recv_message, route_bytes, send_message
+from greenroom.protocol import Kind
+from greenroom.wire import Parts, Route, parse_route, recv_message, route_bytes, send_message
 
 __all__ = ["Channel", "die_with_parent"]
 
@@ -32,13 +32,18 @@ class Channel:
         self.sock.connect(path)
         self.limit = limit
 
-    def send(self, route: dict[str, Any], payload: bytes = b"", *extra: bytes | memoryview) -> None:
-        send_message(self.sock, [route_bytes(route), payload, *extra])
+    def send(self, route: Route) -> None:
+        """Send a control message: a route and an empty payload."""
+        send_message(self.sock, [route_bytes(route), b""])
 
-    def receive(self) -> tuple[dict[str, Any], Parts]:
+    def send_parts(self, parts: Parts) -> None:
+        """Send a message a :mod:`greenroom.protocol` class packed."""
+        send_message(self.sock, parts)
+
+    def receive(self) -> tuple[Route, Parts]:
         parts = recv_message(self.sock, self.limit)
         return parse_route(parts[0]), parts
 
     def hello(self, role: str, generation: int) -> None:
-        self.send({"kind": "hello", "role": role, "generation": generation, "pid": os.getpid(),
+        self.send({"kind": Kind.HELLO, "role": role, "generation": generation, "pid": os.getpid(),
                    "key": os.environ.get("GREENROOM_RUNTIME_KEY", "")})

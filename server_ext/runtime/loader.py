@@ -16,8 +16,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
 import nbformat
-
 from greenroom.importer import code_cells
+from greenroom.protocol import LoadError
 from greenroom.registry import functions
 
 __all__ = ["LoadResult", "cell_filename", "load_notebooks", "locate_frame"]
@@ -41,25 +41,24 @@ def locate_frame(filename: str) -> tuple[str, int] | None:
     return match["notebook"], int(match["cell"])
 
 
-def _error(notebook: str, cell: int, error: BaseException) -> dict[str, Any]:
+def _error(notebook: str, cell: int, error: BaseException) -> LoadError:
     line = 0
+    message = None
     if isinstance(error, SyntaxError) and error.filename == cell_filename(notebook, cell):
-        line = error.lineno or 0
-        message = error.msg
+        line, message = error.lineno or 0, error.msg  # the message only: its args hold the source line
     else:
-        message = str(error)
         for frame in traceback.extract_tb(error.__traceback__):
             if locate_frame(frame.filename) == (notebook, cell):
                 line = frame.lineno or 0
-    return {"notebook": notebook, "cell": cell, "line": line, "type": type(error).__name__, "message": message}
+    return LoadError.of(notebook, error, cell, line, message)
 
 
-def _load_one(path: str, notebook: str, shell: Any) -> dict[str, Any] | None:
+def _load_one(path: str, notebook: str, shell: Any) -> LoadError | None:
     try:
         document = nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - unreadable notebook: reported, not fatal
-        return {"notebook": notebook, "cell": 0, "line": 0, "type": type(error).__name__,
-                "message": f"cannot read the notebook: {str(error).splitlines()[0] if str(error) else error!r}"}
+        first_line = str(error).splitlines()[0] if str(error) else repr(error)
+        return LoadError.of(notebook, error, message=f"cannot read the notebook: {first_line}")
     stem = os.path.basename(path)[: -len(".ipynb")].replace(".", "_")
     namespace: dict[str, Any] = {"__name__": f"greenroom_server_{stem}", "__file__": path,
                                  "__builtins__": builtins, "get_ipython": lambda: shell}
@@ -75,10 +74,9 @@ def _load_one(path: str, notebook: str, shell: Any) -> dict[str, Any] | None:
 
 def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     """Load ``notebooks`` (paths relative to ``root``) into this process."""
+    from greenroom import importer
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
-
-    from greenroom import importer
 
     no_history = Config()
     no_history.HistoryManager.enabled = False  # no history thread or sqlite file in a process that forks
@@ -87,7 +85,8 @@ def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     for directory in {os.path.dirname(os.path.join(root, nb)) for nb in notebooks} | {root}:
         if directory not in sys.path:
             sys.path.insert(0, directory)
-    errors, loaded = [], []
+    errors: list[LoadError] = []
+    loaded: list[str] = []
     output = io.StringIO()
     with redirect_stdout(output), redirect_stderr(output):
         for notebook in notebooks:
@@ -96,7 +95,7 @@ def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
             try:
                 failure = _load_one(os.path.join(root, notebook), notebook, shell)
             except ValueError as error:  # a function name defined twice
-                failure = {"notebook": notebook, "cell": 0, "line": 0, "type": "ValueError", "message": str(error)}
+                failure = LoadError.of(notebook, error)
             if failure is None:
                 loaded.append(notebook)
             else:
@@ -106,7 +105,7 @@ def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     functions.current_notebook = ""
     return {
         "functions": [function.describe() for function in functions.by_name.values()],
-        "errors": errors,
+        "errors": [error.to_data() for error in errors],
         "loaded": loaded,
         "output": output.getvalue()[:MAX_LOAD_OUTPUT],
     }

@@ -18,6 +18,7 @@ import socket
 import sys
 
 from greenroom.errors import WireError
+from greenroom.protocol import Kind
 
 from .channel import Channel, die_with_parent
 from .loader import load_notebooks
@@ -83,13 +84,13 @@ class Template:
                     self.reap()
                 if self.channel.sock in ready:
                     route, _ = self.channel.receive()
-                    kind = route.get("kind")
-                    if kind == "spawn":
+                    kind = route["kind"]
+                    if kind == Kind.SPAWN:
                         for _ in range(max(0, min(int(route.get("count", 1)), 64))):
                             self.fork_worker()
-                    elif kind == "kill":
+                    elif kind == Kind.KILL:
                         self.kill(route.get("pid"))
-                    elif kind == "exit":
+                    elif kind == Kind.EXIT:
                         return
         except (EOFError, OSError, WireError):
             return
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     template = Template(options)
     template.channel.hello("template", options.generation)
     result = load_notebooks(options.root, notebooks)
-    template.channel.send({"kind": "loaded", **result})
+    template.channel.send({"kind": Kind.LOADED, **result})
     warm_up()
     gc.collect()
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers

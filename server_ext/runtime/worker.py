@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
-import json
 import os
 import random
 import resource
@@ -17,14 +16,13 @@ import signal
 import threading
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
-from typing import Any
 
 from greenroom.api import CallContext, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
 from greenroom.errors import NoServerFunctionError, WireError
+from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, error_payload
 from greenroom.registry import ServerFunction, functions
-from greenroom.remote_errors import error_to_data
-from greenroom.wire import Parts, Route
+from greenroom.wire import Part, parse_route
 
 from .channel import Channel, die_with_parent
 from .loader import locate_frame
@@ -67,18 +65,19 @@ class WorkerTransport:
         self.lock = threading.Lock()
         self.next_id = 0
 
-    def request(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
+    def request(self, kind: str, name: str | None = None, payload: Part = b"",
+                buffers: list[Part] | None = None) -> Reply:
         with self.lock:
             self.next_id += 1
-            route["id"] = self.next_id
-            self.channel.send(route, payload, *(buffers or []))
+            self.channel.send_parts(Request(kind, self.next_id, name, payload, buffers or []).pack())
             while True:
-                reply, parts = self.channel.receive()
-                if reply.get("kind") == "reply" and reply.get("id") == self.next_id:
-                    return reply, parts
+                route, parts = self.channel.receive()
+                if route["kind"] == Kind.REPLY and route.get("id") == self.next_id:
+                    return Reply.unpack(route, parts)
 
-    async def request_async(self, route: Route, payload: bytes = b"", buffers: Parts | None = None) -> tuple[Route, Parts]:
-        return await asyncio.to_thread(self.request, route, payload, buffers)
+    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
+                            buffers: list[Part] | None = None) -> Reply:
+        return await asyncio.to_thread(self.request, kind, name, payload, buffers)
 
 
 def _limit_memory(limit: int) -> None:
@@ -89,44 +88,38 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (used + limit, used + limit))
 
 
-def _run(route: Route, parts: Parts, entry: ServerFunction | None = None) -> tuple[Route, list[Any]]:
-    name = str(route.get("name"))
-    entry = entry or functions.by_name.get(name)
-    nbuf = int(route.get("nbuf", 0))
+def _run(request: CallRequest, entry: ServerFunction | None = None) -> CallResult:
+    entry = entry or functions.by_name.get(request.name)
     output = BoundedOutput()
-    session_in = bytes(parts[2])
-    reply: Route = {"kind": "result", "cid": route.get("cid"), "ok": True}
     try:
         if entry is None:
-            raise NoServerFunctionError(f"no server function named {name!r}")
-        args, kwargs = decode_arguments(parts[1], parts[3 : 3 + nbuf])
-        session = decode_json(session_in, parts[3 + nbuf :])
+            raise NoServerFunctionError(f"no server function named {request.name!r}")
+        args, kwargs = decode_arguments(request.payload, request.buffers)
+        session = decode_json(request.session, request.session_buffers)
         if not isinstance(session, dict):
             raise WireError("session must be a dict")
-        client_type, client_id = route.get("caller", ["none", ""])
-        context = CallContext(str(client_type), str(client_id), name, str(route.get("cid")))
+        context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id))
         with redirect_stdout(output), redirect_stderr(output), server.running_call(session, context):
-            result = entry.function(*args, **kwargs)
-            if inspect.iscoroutine(result):
-                result = asyncio.run(result)
-        payload, buffers = encode_json(result, "return value")
+            value = entry.function(*args, **kwargs)
+            if inspect.iscoroutine(value):
+                value = asyncio.run(value)
+        payload, buffers = encode_json(value, "return value")
         session_out, session_buffers = encode_json(session, "session")
-        changed = session_out != session_in or bool(session_buffers)
-        reply.update(nbuf=len(buffers), session=changed)
-        out = [payload, session_out if changed else b"", *buffers, *(session_buffers if changed else [])]
+        result = CallResult(request.call_id, True, payload, buffers)
+        if session_buffers or session_out != bytes(request.session):
+            result.session, result.session_buffers = session_out, session_buffers
     except Exception as error:  # noqa: BLE001 - every failure of server code goes back to the caller
-        reply.update(ok=False, nbuf=0, session=False)
-        out = [json.dumps(error_to_data(error, locate_frame)).encode(), b""]
+        result = CallResult(request.call_id, False, error_payload(error, locate_frame))
     if output.size or output.dropped:
-        reply["output"] = output.text()
-    return reply, out
+        result.output = output.text()
+    return result
 
 
 def warm_up() -> None:
     """Run one trivial call through the whole call path, so its lazy first-use work is done once in the
     template, before any fork, instead of in every fresh worker."""
-    route = {"kind": "call", "cid": 0, "name": "(warm-up)", "nbuf": 0, "caller": ["none", ""]}
-    _run(route, [b"", b"[[1,2],{}]", b"{}"], ServerFunction("(warm-up)", lambda a, b: a + b))
+    parts = CallRequest(0, "(warm-up)", ("none", ""), b"[[1,2],{}]", []).pack()
+    _run(CallRequest.unpack(parse_route(parts[0]), parts), ServerFunction("(warm-up)", lambda a, b: a + b)).pack()
 
 
 def run_worker(channel_path: str, generation: int, persistent: bool, memory_limit: int, limit: int) -> None:
@@ -143,10 +136,9 @@ def run_worker(channel_path: str, generation: int, persistent: bool, memory_limi
         channel.hello("worker", generation)
         while True:
             route, parts = channel.receive()
-            if route.get("kind") != "call":
+            if route["kind"] != Kind.CALL:
                 continue
-            reply, out = _run(route, parts)
-            channel.send(reply, *out)
+            channel.send_parts(_run(CallRequest.unpack(route, parts)).pack())
             if not persistent:
                 break
     except (EOFError, ConnectionError):

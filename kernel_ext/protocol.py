@@ -1,0 +1,239 @@
+"""Every message greenroom sends, in one place: kinds, requests, replies, calls, results, load errors.
+
+Two links speak it.  A client (kernel, script, browser page) and the host exchange
+:class:`Request` and :class:`Reply`; the host and its runtime processes (template and
+workers, over a unix socket) exchange :class:`CallRequest`, :class:`CallResult` and the
+small control messages whose kinds are in :class:`Kind`.  Each message has one ``pack``
+and one ``unpack``: no other module knows at which position a part sits.  Framing is
+:mod:`greenroom.wire`'s; values are :mod:`greenroom.codec`'s; errors become data only
+through :func:`error_payload`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .codec import decode_json, encode_json
+from .errors import WireError
+from .remote_errors import FrameLocator, error_from_data, error_to_data
+from .wire import Part, Parts, Route, route_bytes
+
+__all__ = [
+    "CallRequest",
+    "CallResult",
+    "Kind",
+    "LoadError",
+    "Reply",
+    "Request",
+    "error_payload",
+]
+
+
+class Kind:
+    """The ``kind`` of every message (the route header's first field)."""
+
+    # client <-> host
+    CALL: Final = "call"
+    CANCEL: Final = "cancel"
+    FUNCTIONS: Final = "functions"
+    STATUS: Final = "status"
+    RELOAD: Final = "reload"
+    REPLY: Final = "reply"
+    # host <-> runtime (a worker's nested call is a CALL answered by a REPLY, like a client's)
+    HELLO: Final = "hello"
+    LOADED: Final = "loaded"
+    SPAWN: Final = "spawn"
+    KILL: Final = "kill"
+    EXIT: Final = "exit"
+    RESULT: Final = "result"
+
+    #: What a client may ask the host for.
+    CLIENT_REQUESTS: Final = (CALL, CANCEL, FUNCTIONS, STATUS, RELOAD)
+
+
+def _hide_frames(filename: str) -> None:
+    return None
+
+
+def error_payload(error: BaseException, locate: FrameLocator = _hide_frames) -> bytes:
+    """The one builder of error data: ``error`` as the JSON a :class:`Reply` carries (frames ``locate``
+    accepts; none by default, as for errors the host raises itself)."""
+    return json.dumps(error_to_data(error, locate)).encode()
+
+
+# -- client <-> host --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Request:
+    """What a client asks: ``[route{kind, id, name?}, payload, *buffers]``."""
+
+    kind: str
+    request_id: int
+    name: str | None = None
+    payload: Part = b""
+    buffers: list[Part] = field(default_factory=list)
+
+    def pack(self) -> Parts:
+        route: Route = {"kind": self.kind, "id": self.request_id}
+        if self.name is not None:
+            route["name"] = self.name
+        return [route_bytes(route), self.payload, *self.buffers]
+
+    @classmethod
+    def unpack(cls, route: Route, parts: Parts) -> Request:
+        """:class:`WireError` unless the id is an int and a name, when present, is a str."""
+        request_id = route.get("id")
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            raise WireError("every request needs an integer 'id'")
+        name = route.get("name")
+        if name is not None and not isinstance(name, str):
+            raise WireError("a call needs a string 'name'")
+        return cls(route["kind"], request_id, name, parts[1], list(parts[2:]))
+
+
+@dataclass(slots=True)
+class Reply:
+    """The host's answer to a :class:`Request`: ``[route{kind: reply, id, ok}, payload, *buffers]``.
+
+    ``payload`` is the encoded value when ``ok``, else the error's data (:func:`error_payload`).
+    """
+
+    ok: bool
+    payload: Part
+    buffers: list[Part] = field(default_factory=list)
+
+    @classmethod
+    def of_value(cls, value: Any) -> Reply:
+        payload, buffers = encode_json(value, "reply")
+        return cls(True, payload, buffers)
+
+    @classmethod
+    def of_error(cls, error: BaseException) -> Reply:
+        """A reply carrying an error the host raised itself (no frames)."""
+        return cls(False, error_payload(error))
+
+    def pack(self, request_id: int | None) -> Parts:
+        return [route_bytes({"kind": Kind.REPLY, "id": request_id, "ok": self.ok}), self.payload, *self.buffers]
+
+    @classmethod
+    def unpack(cls, route: Route, parts: Parts) -> Reply:
+        return cls(bool(route.get("ok")), parts[1], list(parts[2:]))
+
+    def result(self) -> Any:
+        """The value, or raise the error rebuilt from its data."""
+        if self.ok:
+            return decode_json(self.payload, self.buffers)
+        try:
+            data = json.loads(bytes(self.payload))
+        except (ValueError, RecursionError):
+            raise WireError("malformed error reply from the host") from None
+        raise error_from_data(data)
+
+
+# -- host <-> runtime -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CallRequest:
+    """A call the host hands a worker, with the caller's session:
+    ``[route{kind: call, cid, name, caller, nbuf}, payload, session, *buffers, *session_buffers]``."""
+
+    call_id: int
+    name: str
+    caller: tuple[str, str]
+    payload: Part
+    buffers: list[Part]
+    session: Part = b"{}"
+    session_buffers: list[Part] = field(default_factory=list)
+
+    def pack(self) -> Parts:
+        route = {"kind": Kind.CALL, "cid": self.call_id, "name": self.name, "caller": list(self.caller),
+                 "nbuf": len(self.buffers)}
+        return [route_bytes(route), self.payload, self.session, *self.buffers, *self.session_buffers]
+
+    @classmethod
+    def unpack(cls, route: Route, parts: Parts) -> CallRequest:
+        nbuf = _buffer_count(route, parts, 3)
+        caller = route.get("caller")
+        client_type, client_id = caller if isinstance(caller, list) and len(caller) == 2 else ("none", "")
+        return cls(int(route.get("cid", 0)), str(route.get("name")), (str(client_type), str(client_id)),
+                   parts[1], list(parts[3 : 3 + nbuf]), parts[2], list(parts[3 + nbuf :]))
+
+
+@dataclass(slots=True)
+class CallResult:
+    """A worker's answer: ``[route{kind: result, cid, ok, nbuf, session, output?}, payload, session,
+    *buffers, *session_buffers]``; ``session`` is None when the call left the session unchanged."""
+
+    call_id: int
+    ok: bool
+    payload: Part
+    buffers: list[Part] = field(default_factory=list)
+    session: Part | None = None
+    session_buffers: list[Part] = field(default_factory=list)
+    output: str = ""
+
+    def pack(self) -> Parts:
+        route: Route = {"kind": Kind.RESULT, "cid": self.call_id, "ok": self.ok, "nbuf": len(self.buffers),
+                        "session": self.session is not None}
+        if self.output:
+            route["output"] = self.output
+        session = self.session if self.session is not None else b""
+        return [route_bytes(route), self.payload, session, *self.buffers, *self.session_buffers]
+
+    @classmethod
+    def unpack(cls, route: Route, parts: Parts) -> CallResult:
+        nbuf = _buffer_count(route, parts, 3)
+        changed = bool(route.get("session"))
+        return cls(int(route.get("cid", 0)), bool(route.get("ok")), parts[1], list(parts[3 : 3 + nbuf]),
+                   parts[2] if changed else None, list(parts[3 + nbuf :]) if changed else [],
+                   str(route.get("output") or ""))
+
+    def reply(self) -> Reply:
+        return Reply(self.ok, self.payload, self.buffers)
+
+
+def _buffer_count(route: Route, parts: Parts, fixed: int) -> int:
+    nbuf = route.get("nbuf", 0)
+    if not isinstance(nbuf, int) or isinstance(nbuf, bool) or not 0 <= nbuf <= len(parts) - fixed:
+        raise WireError(f"'nbuf' must be an int between 0 and {len(parts) - fixed}")
+    return nbuf
+
+
+@dataclass(frozen=True, slots=True)
+class LoadError:
+    """Why a server notebook did not load: where (notebook, cell, line; cell 0 when the file could not be
+    read or the whole load failed) and what (the exception's type name and message; never source)."""
+
+    notebook: str
+    cell: int
+    line: int
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, notebook: str, error: BaseException, cell: int = 0, line: int = 0, message: str | None = None) -> LoadError:
+        return cls(notebook, cell, line, type(error).__name__, str(error) if message is None else message)
+
+    @classmethod
+    def from_data(cls, data: Any) -> LoadError:
+        if not isinstance(data, dict):
+            return cls("(unknown)", 0, 0, "WireError", "malformed load error")
+        return cls(str(data.get("notebook")), _int(data.get("cell")), _int(data.get("line")),
+                   str(data.get("type")), str(data.get("message")))
+
+    def to_data(self) -> dict[str, Any]:
+        return {"notebook": self.notebook, "cell": self.cell, "line": self.line, "type": self.type,
+                "message": self.message}
+
+    def describe(self) -> str:
+        where = f"cell {self.cell}, line {self.line}" if self.cell else "reading the file"
+        return f"{self.notebook}: {self.type} in {where}: {self.message}"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+

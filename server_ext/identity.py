@@ -1,0 +1,91 @@
+"""Who is calling: the :class:`Caller`, and the authenticators each embedding plugs in.
+
+An authenticator looks at a call socket's opening request and answers with a
+:class:`Caller` (accepted), ``None`` (not a credential it knows: ask the next one)
+or raises ``HTTPError(403)`` (refused, whatever the others would say).  Each embedding
+chooses its list: a Jupyter server accepts kernel tokens and its own users; a published
+app accepts its kernels only.  Refusals happen before the WebSocket opens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jupyter_server.utils import ensure_async
+from tornado import web
+
+from .credentials import LOCAL_ID, Credentials
+
+__all__ = ["AUTH_RESOURCE", "Authenticator", "Caller", "JupyterUsers", "KernelTokens", "authenticate"]
+
+#: The resource name greenroom's handlers give jupyter_server's Authorizer (action ``execute`` for calls).
+AUTH_RESOURCE = "greenroom"
+KERNEL_ID_HEADER = "X-Greenroom-Kernel-Id"
+TOKEN_HEADER = "X-Greenroom-Token"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes a call; ``session_key`` names the session dict the host keeps for it."""
+
+    client_type: str  # "kernel", "local", "user" or "server" (a nested call)
+    client_id: str
+    session_key: str
+
+
+#: The caller of a server-to-server call that has no caller of its own.
+SERVER_CALLER = Caller("server", "", "server")
+
+
+class Authenticator(Protocol):
+    """Turns a call socket's opening request into a :class:`Caller`."""
+
+    async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
+        """A caller, ``None`` when the request carries no credential this authenticator knows, or raise
+        ``tornado.web.HTTPError(403)`` to refuse."""
+
+
+class KernelTokens:
+    """The greenroom tokens: a kernel's (an HMAC of its id) and the runtime file's local token."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
+        token = handler.request.headers.get(TOKEN_HEADER, "")
+        if not token:
+            return None
+        kernel_id = handler.request.headers.get(KERNEL_ID_HEADER, "")
+        if kernel_id and self.credentials.check(f"kernel:{kernel_id}", token):
+            return Caller("kernel", kernel_id, f"kernel:{kernel_id}")
+        if not kernel_id and self.credentials.check(LOCAL_ID, token):
+            connection = uuid.uuid4().hex
+            return Caller("local", connection, f"local:{connection}")
+        raise web.HTTPError(403, "greenroom: wrong token")
+
+
+class JupyterUsers:
+    """Users the Jupyter server itself authenticated (its token or login), allowed by its Authorizer to
+    ``execute`` on the ``greenroom`` resource, as the kernel WebSocket asks for ``execute`` on ``kernels``."""
+
+    async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
+        user: Any = handler.current_user
+        if user is None:
+            return None
+        authorizer = handler.settings["authorizer"]
+        if not await ensure_async(authorizer.is_authorized(handler, user, "execute", AUTH_RESOURCE)):
+            raise web.HTTPError(403, f"greenroom: user {getattr(user, 'username', '')!r} may not call server functions")
+        connection = uuid.uuid4().hex
+        return Caller("user", getattr(user, "username", "") or "user", f"user:{connection}")
+
+
+async def authenticate(authenticators: Sequence[Authenticator], handler: web.RequestHandler) -> Caller:
+    """The first caller an authenticator accepts; ``HTTPError(403)`` when none does."""
+    for authenticator in authenticators:
+        caller = await authenticator.authenticate(handler)
+        if caller is not None:
+            return caller
+    raise web.HTTPError(403, "greenroom: missing or wrong credentials")
