@@ -20,7 +20,6 @@ from typing import Any
 import ipywidgets as w
 from greenroom.loading import loading
 from greenroom.logs import log
-from ipywidgets.widgets.widget import CallbackDispatcher
 from traitlets import Bool, observe
 
 from .loading import LoadingIndicator
@@ -46,20 +45,10 @@ def _from_browser() -> bool:
     return bool(parent) and parent.get("header", {}).get("msg_type") == "comm_msg"
 
 
-class _FormClicks(CallbackDispatcher):
-    """A Button's click callbacks, run under its Form's guard."""
-
-    def __init__(self, form: Form, callbacks: list[Callable[..., Any]]) -> None:
-        super().__init__()
-        self.form = form
-        self.callbacks = list(callbacks)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        value = None
-        for callback in self.callbacks:
-            result = self.form._guard(lambda callback=callback: callback(*args, **kwargs))
-            value = result if result is not None else value
-        return value
+def _click_callbacks(button: w.Button) -> list[Callable[..., Any]]:
+    """The callbacks ``button.on_click`` registered, in order.  ipywidgets has no public getter for them:
+    this is the one read of its private ``_click_handlers``, which is never replaced or changed."""
+    return list(button._click_handlers.callbacks)
 
 
 class Form(w.VBox):
@@ -98,10 +87,25 @@ class Form(w.VBox):
 
     def _adopt(self, widgets: Iterable[w.Widget]) -> None:
         for widget in widgets:
-            if isinstance(widget, w.Button) and not isinstance(widget._click_handlers, _FormClicks):
-                widget._click_handlers = _FormClicks(self, widget._click_handlers.callbacks)
+            if isinstance(widget, w.Button):
+                self._guard_clicks(widget)
             elif isinstance(widget, w.Box) and not isinstance(widget, Form):
                 self._adopt(widget.children)
+
+    def _guard_clicks(self, button: w.Button) -> None:
+        """Route ``button``'s clicks (the browser's and ``button.click()``) through this Form's guard.
+
+        ipywidgets runs a click as ``button.click()``, a public method: the Form gives the button its own
+        ``click`` that runs each callback ``on_click`` registered (now or later) under the guard.
+        """
+        button.click = functools.partial(self._click, button)
+
+    def _click(self, button: w.Button) -> Any:
+        value = None
+        for callback in _click_callbacks(button):
+            result = self._guard(functools.partial(callback, button))
+            value = result if result is not None else value
+        return value
 
     def show_error(self, error: BaseException | None) -> None:
         """Show ``error`` (type and message) in the Form; ``None`` clears it."""
