@@ -53,16 +53,42 @@ class Plan:
 
 
 FULL = Plan(
-    kernel_calls_persistent=2000, kernel_calls_fresh=500, kernel_warmup=100, paced_calls=200, pace_ms=20.0,
-    external_calls=2000, clients=8, client_seconds=5.0, total_calls=100_000, load_max_seconds=150.0,
-    media_bytes=10 * 1024 * 1024, media_repeat=20, floor_calls=5000,
-    peer_calls=2000, peer_warmup=100, fresh_process_calls=50, http_calls=1000,
+    kernel_calls_persistent=2000,
+    kernel_calls_fresh=500,
+    kernel_warmup=100,
+    paced_calls=200,
+    pace_ms=20.0,
+    external_calls=2000,
+    clients=8,
+    client_seconds=5.0,
+    total_calls=100_000,
+    load_max_seconds=150.0,
+    media_bytes=10 * 1024 * 1024,
+    media_repeat=20,
+    floor_calls=5000,
+    peer_calls=2000,
+    peer_warmup=100,
+    fresh_process_calls=50,
+    http_calls=1000,
 )
 QUICK = Plan(
-    kernel_calls_persistent=200, kernel_calls_fresh=50, kernel_warmup=20, paced_calls=20, pace_ms=20.0,
-    external_calls=200, clients=8, client_seconds=1.0, total_calls=5_000, load_max_seconds=30.0,
-    media_bytes=10 * 1024 * 1024, media_repeat=3, floor_calls=500,
-    peer_calls=200, peer_warmup=20, fresh_process_calls=3, http_calls=100,
+    kernel_calls_persistent=200,
+    kernel_calls_fresh=50,
+    kernel_warmup=20,
+    paced_calls=20,
+    pace_ms=20.0,
+    external_calls=200,
+    clients=8,
+    client_seconds=1.0,
+    total_calls=5_000,
+    load_max_seconds=30.0,
+    media_bytes=10 * 1024 * 1024,
+    media_repeat=3,
+    floor_calls=500,
+    peer_calls=200,
+    peer_warmup=20,
+    fresh_process_calls=3,
+    http_calls=100,
 )
 
 
@@ -144,8 +170,10 @@ def _met(row: Row) -> str:
 
 
 def format_row(row: Row) -> str:
-    return (f"p50 {_number(row.p50_ms)} ms, p99 {_number(row.p99_ms)} ms, {_number(row.calls_per_s)} calls/s, "
-            f"target {row.target}: {_met(row)}{'; ' + row.notes if row.notes else ''}")
+    return (
+        f"p50 {_number(row.p50_ms)} ms, p99 {_number(row.p99_ms)} ms, {_number(row.calls_per_s)} calls/s, "
+        f"target {row.target}: {_met(row)}{'; ' + row.notes if row.notes else ''}"
+    )
 
 
 def render_table(rows: Sequence[Row]) -> str:
@@ -287,14 +315,14 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no output)"
 
 
-
 def clean_environment() -> dict[str, str]:
     """This process's environment without greenroom's own variables (a peer is no greenroom client)."""
     return {key: value for key, value in os.environ.items() if not key.startswith("GREENROOM_")}
 
 
-def run_together(commands: Sequence[Sequence[str]], log_dir: Path, timeout: float,
-                 env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def run_together(
+    commands: Sequence[Sequence[str]], log_dir: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Run one process per command, all measuring at once; the JSON object each prints last.
 
     Each process warms up, prints ``ready`` and waits for ``go`` on stdin (the protocol of
@@ -305,9 +333,16 @@ def run_together(commands: Sequence[Sequence[str]], log_dir: Path, timeout: floa
     try:
         for command, log_path in zip(commands, logs):
             with open(log_path, "wb") as log:
-                processes.append(subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                  stderr=log, env=dict(env) if env is not None else None,
-                                                  start_new_session=True))
+                processes.append(
+                    subprocess.Popen(
+                        list(command),
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        env=dict(env) if env is not None else None,
+                        start_new_session=True,
+                    )
+                )
         wait_until_ready(processes, logs, time.monotonic() + CLIENT_READY_TIMEOUT)
         for process in processes:
             assert process.stdin is not None

@@ -23,7 +23,7 @@ WS_FLOOR_SCRIPT = HERE / "ws_floor.py"
 WARM_FRACTION = 0.2  # RSS growth is judged from this share of the calls (20,000 of 100,000) to the end
 GROWTH_TOLERANCE_MB = 5.0  # allocator noise; a leak of 64 bytes per call over 80,000 calls would be 5 MB
 
-KERNEL_LOOP = '''\
+KERNEL_LOOP = """\
 import json as _json, time as _time
 from greenroom import server as _server
 for _ in range({warmup}):
@@ -40,7 +40,7 @@ for _index in range({calls}):
     _latencies.append(_time.perf_counter_ns() - _before)
     assert _result == 3, _result
 print(_json.dumps({{"latencies_ns": _latencies, "seconds": (_time.perf_counter_ns() - _started) / 1e9}}))
-'''
+"""
 
 
 def kernel_round_trips(kernel: Kernel, calls: int, warmup: int, pace_ms: float = 0.0) -> Sample:
@@ -57,8 +57,9 @@ def kernel_round_trips(kernel: Kernel, calls: int, warmup: int, pace_ms: float =
 
 def concurrent_rate(server: JupyterServer, plan: Plan) -> Sample:
     """``plan.clients`` processes calling back to back for ``plan.client_seconds``: total calls/s."""
-    results = run_clients(server, plan.clients, ["calls", "--seconds", str(plan.client_seconds)],
-                          timeout=plan.client_seconds + 60)
+    results = run_clients(
+        server, plan.clients, ["calls", "--seconds", str(plan.client_seconds)], timeout=plan.client_seconds + 60
+    )
     latencies = [value for result in results for value in result["latencies_ns"]]
     return Sample.from_ns(latencies, sum(result["calls"] / result["seconds"] for result in results))
 
@@ -69,8 +70,9 @@ def single_client(server: JupyterServer, plan: Plan) -> Sample:
 
 
 def media_round_trips(server: JupyterServer, plan: Plan) -> Sample:
-    (result,) = run_clients(server, 1, ["media", "--bytes", str(plan.media_bytes), "--repeat", str(plan.media_repeat)],
-                            timeout=120)
+    (result,) = run_clients(
+        server, 1, ["media", "--bytes", str(plan.media_bytes), "--repeat", str(plan.media_repeat)], timeout=120
+    )
     return Sample.from_ns(result["latencies_ns"], result["calls"] / result["seconds"])
 
 
@@ -95,9 +97,11 @@ def drive_calls(server: JupyterServer, plan: Plan, trace: MemoryTrace) -> tuple[
         return 0, None
     per_client = math.ceil(missing / plan.clients)
     results = run_clients(
-        server, plan.clients,
+        server,
+        plan.clients,
         ["calls", "--count", str(per_client), "--max-seconds", str(plan.load_max_seconds), "--no-latencies"],
-        timeout=plan.load_max_seconds + 60, on_tick=lambda: trace.record(server),
+        timeout=plan.load_max_seconds + 60,
+        on_tick=lambda: trace.record(server),
     )
     return sum(result["calls"] for result in results), sum(result["calls"] / result["seconds"] for result in results)
 
@@ -118,18 +122,38 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
         progress("persistent: add(1, 2) from a kernel")
         with CpuMeter(server) as cpu:
             sample = kernel_round_trips(kernel, plan.kernel_calls_persistent, plan.kernel_warmup)
-        report.add(Row.of("persistent: add(1,2) from a kernel", sample, "p50<=0.5, p99<=2",
-                          sample.p50 <= 0.5 and sample.p99 <= 2.0, f"N={plan.kernel_calls_persistent}; {cpu.note()}"),
-                   plotted=sample)
+        report.add(
+            Row.of(
+                "persistent: add(1,2) from a kernel",
+                sample,
+                "p50<=0.5, p99<=2",
+                sample.p50 <= 0.5 and sample.p99 <= 2.0,
+                f"N={plan.kernel_calls_persistent}; {cpu.note()}",
+            ),
+            plotted=sample,
+        )
         with CpuMeter(server) as cpu:
             sample = single_client(server, plan)
-        report.add(Row.of("persistent: add(1,2) from a script (1 client)", sample,
-                          notes=f"N={plan.external_calls}, greenroom.connect; {cpu.note()}"), plotted=sample)
+        report.add(
+            Row.of(
+                "persistent: add(1,2) from a script (1 client)",
+                sample,
+                notes=f"N={plan.external_calls}, greenroom.connect; {cpu.note()}",
+            ),
+            plotted=sample,
+        )
         progress(f"persistent: {plan.clients} concurrent clients")
         with CpuMeter(server) as cpu:
             sample = concurrent_rate(server, plan)
-        report.add(Row.of(f"persistent: {plan.clients} concurrent clients", sample, ">=3000 calls/s",
-                          sample.calls_per_s >= 3000, f"{plan.client_seconds:g} s, latency under load; {cpu.note()}"))
+        report.add(
+            Row.of(
+                f"persistent: {plan.clients} concurrent clients",
+                sample,
+                ">=3000 calls/s",
+                sample.calls_per_s >= 3000,
+                f"{plan.client_seconds:g} s, latency under load; {cpu.note()}",
+            )
+        )
         progress(f"persistent: driving the host to {plan.total_calls:,} calls")
         made, rate = drive_calls(server, plan, trace)
         time.sleep(1.0)
@@ -140,29 +164,49 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
         before = rss_mb(server.pid)
         sample = media_round_trips(server, plan)
         time.sleep(1.0)
-        report.add(Row.of(f"persistent: {plan.media_bytes / 2**20:g} MiB BlobMedia echo", sample, "p50<=50",
-                          sample.p50 <= 50.0, f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB"))
+        report.add(
+            Row.of(
+                f"persistent: {plan.media_bytes / 2**20:g} MiB BlobMedia echo",
+                sample,
+                "p50<=50",
+                sample.p50 <= 50.0,
+                f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB",
+            )
+        )
 
 
-def report_memory(report: Report, trace: MemoryTrace, plan: Plan, plain_rss: float, made: int, rate: float | None) -> None:
+def report_memory(
+    report: Report, trace: MemoryTrace, plan: Plan, plain_rss: float, made: int, rate: float | None
+) -> None:
     start_calls, start_rss = trace.samples[0]
     end_calls, end_rss = trace.samples[-1]
     warm_calls, warm_rss = trace.at_calls(int(plan.total_calls * WARM_FRACTION))
     shortfall = "" if end_calls >= plan.total_calls else f"; ONLY {end_calls:,} calls within the time bound"
     overhead = end_rss - plain_rss
-    report.add(Row(
-        f"host RSS overhead after {end_calls:,} calls", target="<=60 MB", met=overhead <= 60.0,
-        calls_per_s=rate,
-        notes=(f"{overhead:+.1f} MB: {end_rss:.1f} MB vs plain jupyter server {plain_rss:.1f} MB; "
-               f"{made:,} of the calls (and the calls/s) by {plan.clients} clients{shortfall}"),
-    ))
+    report.add(
+        Row(
+            f"host RSS overhead after {end_calls:,} calls",
+            target="<=60 MB",
+            met=overhead <= 60.0,
+            calls_per_s=rate,
+            notes=(
+                f"{overhead:+.1f} MB: {end_rss:.1f} MB vs plain jupyter server {plain_rss:.1f} MB; "
+                f"{made:,} of the calls (and the calls/s) by {plan.clients} clients{shortfall}"
+            ),
+        )
+    )
     growth = end_rss - warm_rss
-    report.add(Row(
-        f"host RSS growth, {warm_calls:,} -> {end_calls:,} calls",
-        target=f"no growth (<={GROWTH_TOLERANCE_MB:g} MB)", met=growth <= GROWTH_TOLERANCE_MB,
-        notes=(f"{growth:+.1f} MB ({warm_rss:.1f} -> {end_rss:.1f}); from the start ({start_calls} calls, "
-               f"{start_rss:.1f} MB): {end_rss - start_rss:+.1f} MB; peak {max(rss for _, rss in trace.samples):.1f} MB"),
-    ))
+    report.add(
+        Row(
+            f"host RSS growth, {warm_calls:,} -> {end_calls:,} calls",
+            target=f"no growth (<={GROWTH_TOLERANCE_MB:g} MB)",
+            met=growth <= GROWTH_TOLERANCE_MB,
+            notes=(
+                f"{growth:+.1f} MB ({warm_rss:.1f} -> {end_rss:.1f}); from the start ({start_calls} calls, "
+                f"{start_rss:.1f} MB): {end_rss - start_rss:+.1f} MB; peak {max(rss for _, rss in trace.samples):.1f} MB"
+            ),
+        )
+    )
 
 
 def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
@@ -171,22 +215,50 @@ def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
         progress(f"fresh: add(1, 2) from a kernel, paced {plan.pace_ms:g} ms apart")
         with CpuMeter(server) as cpu:
             sample = kernel_round_trips(kernel, plan.paced_calls, plan.kernel_warmup // 4, plan.pace_ms)
-        report.add(Row.of(f"fresh: add(1,2) from a kernel, paced {plan.pace_ms:g} ms", sample, "p50<=2",
-                          sample.p50 <= 2.0, f"N={plan.paced_calls}; {cpu.note()}"), plotted=sample)
+        report.add(
+            Row.of(
+                f"fresh: add(1,2) from a kernel, paced {plan.pace_ms:g} ms",
+                sample,
+                "p50<=2",
+                sample.p50 <= 2.0,
+                f"N={plan.paced_calls}; {cpu.note()}",
+            ),
+            plotted=sample,
+        )
         progress("fresh: add(1, 2) from a kernel, back to back")
         with CpuMeter(server) as cpu:
             sample = kernel_round_trips(kernel, plan.kernel_calls_fresh, plan.kernel_warmup // 4)
-        report.add(Row.of("fresh: add(1,2) from a kernel, back to back", sample, "report (sustained rate)",
-                          notes=f"N={plan.kernel_calls_fresh}; {cpu.note()}"), plotted=sample)
+        report.add(
+            Row.of(
+                "fresh: add(1,2) from a kernel, back to back",
+                sample,
+                "report (sustained rate)",
+                notes=f"N={plan.kernel_calls_fresh}; {cpu.note()}",
+            ),
+            plotted=sample,
+        )
         progress(f"fresh: {plan.clients} concurrent clients")
         with CpuMeter(server) as cpu:
             sample = concurrent_rate(server, plan)
-        report.add(Row.of(f"fresh: {plan.clients} concurrent clients", sample, "report",
-                          notes=f"{plan.client_seconds:g} s, latency under load; {cpu.note()}"))
+        report.add(
+            Row.of(
+                f"fresh: {plan.clients} concurrent clients",
+                sample,
+                "report",
+                notes=f"{plan.client_seconds:g} s, latency under load; {cpu.note()}",
+            )
+        )
         progress("fresh: Media echo")
         sample = media_round_trips(server, plan)
-        report.add(Row.of(f"fresh: {plan.media_bytes / 2**20:g} MiB BlobMedia echo", sample, "p50<=50",
-                          sample.p50 <= 50.0, f"N={plan.media_repeat}"))
+        report.add(
+            Row.of(
+                f"fresh: {plan.media_bytes / 2**20:g} MiB BlobMedia echo",
+                sample,
+                "p50<=50",
+                sample.p50 <= 50.0,
+                f"N={plan.media_repeat}",
+            )
+        )
 
 
 def add(a: int, b: int) -> int:
@@ -199,11 +271,23 @@ def bench_floors(plan: Plan, report: Report) -> None:
     number = 200_000
     per_call_ms = [seconds / number * 1e3 for seconds in timer.repeat(repeat=7, number=number)]
     median = statistics.median(per_call_ms)
-    report.add(Row("floor: in-process Python call", median, None, 1e3 / median,
-                   notes=f"{median * 1e6:.0f} ns; timeit, median of 7 x {number:,}"))
+    report.add(
+        Row(
+            "floor: in-process Python call",
+            median,
+            None,
+            1e3 / median,
+            notes=f"{median * 1e6:.0f} ns; timeit, median of 7 x {number:,}",
+        )
+    )
     try:
-        completed = subprocess.run([sys.executable, str(WS_FLOOR_SCRIPT), "--calls", str(plan.floor_calls)],
-                                   capture_output=True, text=True, timeout=120, check=True)
+        completed = subprocess.run(
+            [sys.executable, str(WS_FLOOR_SCRIPT), "--calls", str(plan.floor_calls)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
     except subprocess.TimeoutExpired:
         raise BenchmarkError("the WebSocket floor did not finish within 120 s") from None
     except subprocess.CalledProcessError as error:
@@ -212,5 +296,6 @@ def bench_floors(plan: Plan, report: Report) -> None:
     for key, label in (("direct", "on the loop thread"), ("threaded", "caller thread -> loop thread")):
         latencies = floors[key]
         sample = Sample.from_ns(latencies, len(latencies) / (sum(latencies) / 1e9))
-        report.add(Row.of(f"floor: tornado WebSocket echo, {label}", sample, notes=f"64 B, N={len(latencies)}"),
-                   plotted=sample)
+        report.add(
+            Row.of(f"floor: tornado WebSocket echo, {label}", sample, notes=f"64 B, N={len(latencies)}"), plotted=sample
+        )

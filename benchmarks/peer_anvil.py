@@ -42,13 +42,13 @@ LENGTH = struct.Struct("I")
 REPLY_TIMEOUT = 60.0  # a fresh worker that imports pandas on a busy 2-core machine can take seconds
 STOP_GRACE = 5.0
 
-SERVER_MODULE = '''\
+SERVER_MODULE = """\
 import anvil.server
 
 @anvil.server.callable
 def add(a, b):
     return a + b
-'''
+"""
 PANDAS_SERVER_MODULE = "import pandas  # the same template as greenroom's server notebook\n" + SERVER_MODULE
 
 
@@ -72,8 +72,13 @@ class AnvilWorker:
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-um", "anvil_downlink_worker.full_python_worker"],
-                bufsize=0, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                env=clean_environment(), cwd=log_path.parent, start_new_session=True,
+                bufsize=0,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=clean_environment(),
+                cwd=log_path.parent,
+                start_new_session=True,
             )
         self.log_path = log_path
         self.calls = 0
@@ -82,8 +87,17 @@ class AnvilWorker:
         """Call a server function and return its response (answering GET_APP on the way)."""
         self.calls += 1
         call_id = f"bench-{self.calls}"
-        self._send({"type": "CALL", "id": call_id, "command": command, "args": list(args), "kwargs": {},
-                    "app-id": "BENCH", "app-version": "1"})
+        self._send(
+            {
+                "type": "CALL",
+                "id": call_id,
+                "command": command,
+                "args": list(args),
+                "kwargs": {},
+                "app-id": "BENCH",
+                "app-version": "1",
+            }
+        )
         deadline = time.monotonic() + REPLY_TIMEOUT
         while True:
             message = self._receive(deadline)
@@ -122,7 +136,9 @@ class AnvilWorker:
         while missing:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
-                raise BenchmarkError(f"Anvil's worker did not answer within {REPLY_TIMEOUT:.0f} s\n{tail(self.log_path)}")
+                raise BenchmarkError(
+                    f"Anvil's worker did not answer within {REPLY_TIMEOUT:.0f} s\n{tail(self.log_path)}"
+                )
             chunk = os.read(descriptor, missing)
             if not chunk:
                 raise BenchmarkError(f"Anvil's worker exited (code {self.process.wait()})\n{tail(self.log_path)}")

@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--directory", required=True, help="the workers' scratch space")
     options = parser.parse_args(argv)
     cluster = LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", local_directory=options.directory,
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        local_directory=options.directory,
         dashboard_address=None,
         # No dashboard, and the scheduler's HTTP endpoints (/health, /metrics) on a free loopback port
         # instead of 8787.

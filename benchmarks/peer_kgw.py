@@ -55,18 +55,31 @@ class KernelGateway:
         for name in ("runtime", "config", "data"):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "kernel_gateway",
+            sys.executable,
+            "-m",
+            "kernel_gateway",
             "--KernelGatewayApp.api=kernel_gateway.notebook_http",
             f"--KernelGatewayApp.seed_uri={self._write_notebook()}",
-            "--KernelGatewayApp.ip=127.0.0.1", f"--KernelGatewayApp.port={self.port}",
+            "--KernelGatewayApp.ip=127.0.0.1",
+            f"--KernelGatewayApp.port={self.port}",
             "--KernelGatewayApp.port_retries=0",
         ]
         env = clean_environment()
-        env.update(JUPYTER_RUNTIME_DIR=str(self.directory / "runtime"), JUPYTER_CONFIG_DIR=str(self.directory / "config"),
-                   JUPYTER_DATA_DIR=str(self.directory / "data"))
+        env.update(
+            JUPYTER_RUNTIME_DIR=str(self.directory / "runtime"),
+            JUPYTER_CONFIG_DIR=str(self.directory / "config"),
+            JUPYTER_DATA_DIR=str(self.directory / "data"),
+        )
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, cwd=self.directory, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.directory,
+                start_new_session=True,
+            )
         progress(f"kernel gateway: pid {self.process.pid} on port {self.port}")
         self._wait_ready()
 
@@ -75,7 +88,9 @@ class KernelGateway:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise BenchmarkError(f"the kernel gateway exited with code {self.process.returncode}\n{tail(self.log_path)}")
+                raise BenchmarkError(
+                    f"the kernel gateway exited with code {self.process.returncode}\n{tail(self.log_path)}"
+                )
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
             try:
                 connection.request("POST", "/add", json.dumps({"a": 1, "b": 2}), {"Content-Type": "application/json"})
@@ -87,7 +102,9 @@ class KernelGateway:
             finally:
                 connection.close()
             time.sleep(0.2)
-        raise BenchmarkError(f"the kernel gateway did not answer POST /add within {READY_TIMEOUT:.0f} s\n{tail(self.log_path)}")
+        raise BenchmarkError(
+            f"the kernel gateway did not answer POST /add within {READY_TIMEOUT:.0f} s\n{tail(self.log_path)}"
+        )
 
     def stop(self) -> None:
         """End the gateway, then whatever is left of its process group (its kernel)."""

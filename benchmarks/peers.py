@@ -74,11 +74,25 @@ def _guarded(report: Report, rows: list[str], measure: Callable[[], None], unava
 def bench_anvil(workdir: Path, plan: Plan, report: Report) -> None:
     def measure() -> None:
         sample = peer_anvil.warm(workdir, plan.peer_calls, plan.peer_warmup)
-        report.add(Row.of(ANVIL_WARM, sample, notes=f"N={plan.peer_calls}; harness plays Anvil's host over the worker's "
-                          "stdin/stdout (no Java server)"), plotted=sample)
+        report.add(
+            Row.of(
+                ANVIL_WARM,
+                sample,
+                notes=f"N={plan.peer_calls}; harness plays Anvil's host over the worker's "
+                "stdin/stdout (no Java server)",
+            ),
+            plotted=sample,
+        )
         sample = peer_anvil.fresh(workdir, plan.fresh_process_calls, peer_anvil.PANDAS_SERVER_MODULE)
-        report.add(Row.of(ANVIL_FRESH, sample, notes=f"N={plan.fresh_process_calls}; Anvil's default; module imports "
-                          "pandas like greenroom's; start -> answer"), plotted=sample)
+        report.add(
+            Row.of(
+                ANVIL_FRESH,
+                sample,
+                notes=f"N={plan.fresh_process_calls}; Anvil's default; module imports "
+                "pandas like greenroom's; start -> answer",
+            ),
+            plotted=sample,
+        )
         sample = peer_anvil.fresh(workdir, plan.fresh_process_calls, peer_anvil.SERVER_MODULE)
         report.add(Row.of(ANVIL_FRESH_BARE, sample, notes=f"N={plan.fresh_process_calls}; no pandas"), plotted=sample)
 
@@ -93,15 +107,29 @@ def bench_kernel_gateway(workdir: Path, plan: Plan, report: Report) -> None:
         try:
             gateway.start()
             client = [sys.executable, str(HTTP_CLIENT_SCRIPT), str(gateway.port)]
-            results = run_together([[*client, "--count", str(plan.http_calls)]], gateway.directory,
-                                   timeout=60.0 + plan.http_calls * 0.1, env=clean_environment())
+            results = run_together(
+                [[*client, "--count", str(plan.http_calls)]],
+                gateway.directory,
+                timeout=60.0 + plan.http_calls * 0.1,
+                env=clean_environment(),
+            )
             sample = sample_of(results)
-            report.add(Row.of(KGW_ONE, sample, notes=f"N={plan.http_calls}; http.client keep-alive, POST /add"),
-                       plotted=sample)
-            results = run_together([[*client, "--seconds", str(plan.client_seconds)]] * plan.clients,
-                                   gateway.directory, timeout=plan.client_seconds + 60.0, env=clean_environment())
-            report.add(Row.of(many, sample_of(results), notes=f"{plan.client_seconds:g} s, latency under load; "
-                              "one kernel (the default)"))
+            report.add(
+                Row.of(KGW_ONE, sample, notes=f"N={plan.http_calls}; http.client keep-alive, POST /add"), plotted=sample
+            )
+            results = run_together(
+                [[*client, "--seconds", str(plan.client_seconds)]] * plan.clients,
+                gateway.directory,
+                timeout=plan.client_seconds + 60.0,
+                env=clean_environment(),
+            )
+            report.add(
+                Row.of(
+                    many,
+                    sample_of(results),
+                    notes=f"{plan.client_seconds:g} s, latency under load; one kernel (the default)",
+                )
+            )
         finally:
             gateway.stop()
 
@@ -112,21 +140,38 @@ def bench_dask(workdir: Path, plan: Plan, report: Report) -> None:
     def measure() -> None:
         directory = workdir / "dask"
         directory.mkdir(exist_ok=True)
-        command = [sys.executable, str(DASK_SCRIPT), "--calls", str(plan.peer_calls), "--warmup", str(plan.peer_warmup),
-                   "--directory", str(directory)]
+        command = [
+            sys.executable,
+            str(DASK_SCRIPT),
+            "--calls",
+            str(plan.peer_calls),
+            "--warmup",
+            str(plan.peer_warmup),
+            "--directory",
+            str(directory),
+        ]
         sample = sample_of([_run_script(command, directory / "dask.log", DASK_TIMEOUT)])
-        report.add(Row.of(DASK_ACTOR, sample, notes=f"N={plan.peer_calls}; LocalCluster, 1 worker process"),
-                   plotted=sample)
+        report.add(
+            Row.of(DASK_ACTOR, sample, notes=f"N={plan.peer_calls}; LocalCluster, 1 worker process"), plotted=sample
+        )
 
-    unavailable = None if importlib.util.find_spec("distributed") else "distributed is not installed (pip install '.[bench]')"
+    unavailable = (
+        None if importlib.util.find_spec("distributed") else "distributed is not installed (pip install '.[bench]')"
+    )
     _guarded(report, [DASK_ACTOR], measure, unavailable)
 
 
 def _run_script(command: list[str], log_path: Path, timeout: float) -> dict[str, Any]:
     """Run a peer script in a session of its own, bounded by ``timeout``; the JSON it prints last."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                   env=clean_environment(), start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=clean_environment(),
+            start_new_session=True,
+        )
     try:
         return last_json(process, log_path, time.monotonic() + timeout)
     finally:

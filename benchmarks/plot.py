@@ -52,8 +52,15 @@ def plot_latencies(distributions: Mapping[str, Sequence[float]], path: Path, cap
     labels = [label for label, values in distributions.items() if values]
     data = [list(distributions[label]) for label in labels]
     figure, axes = plt.subplots(figsize=(12, 1.2 + 0.42 * len(labels)), layout="constrained")
-    boxes = axes.boxplot(data, orientation="horizontal", whis=(1, 99), showfliers=False, patch_artist=True,
-                         widths=0.6, medianprops={"color": "black", "linewidth": 1.0})
+    boxes = axes.boxplot(
+        data,
+        orientation="horizontal",
+        whis=(1, 99),
+        showfliers=False,
+        patch_artist=True,
+        widths=0.6,
+        medianprops={"color": "black", "linewidth": 1.0},
+    )
     for patch, label in zip(boxes["boxes"], labels):
         patch.set_facecolor(colour_of(label))
         patch.set_edgecolor("#333333")

@@ -89,8 +89,10 @@ def summary(report: Report) -> str:
     details = report.details
     cpus = details["machine"]["cpus"] or 1
     start, end = details["machine"]["loadavg_at_start"][0], details["loadavg_at_end"][0]
-    text = (f"{'quick run, ' if details['quick'] else ''}{details['seconds']:.0f} s; {cpus} CPUs, "
-            f"1-minute load average {start:.2f} at the start, {end:.2f} at the end")
+    text = (
+        f"{'quick run, ' if details['quick'] else ''}{details['seconds']:.0f} s; {cpus} CPUs, "
+        f"1-minute load average {start:.2f} at the start, {end:.2f} at the end"
+    )
     if start > cpus / 2:  # the end includes this run's own load
         text += " (other work was running at the start: expect noisy numbers)"
     return text
@@ -98,16 +100,17 @@ def summary(report: Report) -> str:
 
 def caption(report: Report) -> str:
     details = report.details
-    return (f"box p25-p75, line p50, whiskers p1-p99; loopback, {details['machine']['cpus']} CPUs, "
-            f"load average {details['machine']['loadavg_at_start'][0]:.2f} at the start; "
-            f"{time.strftime('%Y-%m-%d')}, benchmarks/run.py{' --quick' if details['quick'] else ''}")
+    return (
+        f"box p25-p75, line p50, whiskers p1-p99; loopback, {details['machine']['cpus']} CPUs, "
+        f"load average {details['machine']['loadavg_at_start'][0]:.2f} at the start; "
+        f"{time.strftime('%Y-%m-%d')}, benchmarks/run.py{' --quick' if details['quick'] else ''}"
+    )
 
 
 def save(report: Report, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     distributions = {what: [round(value, 5) for value in values] for what, values in report.distributions.items()}
-    document = {"rows": [asdict(row) for row in report.rows], "details": report.details,
-                "distributions": distributions}
+    document = {"rows": [asdict(row) for row in report.rows], "details": report.details, "distributions": distributions}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 
@@ -124,11 +127,14 @@ def draw(report: Report, path: Path, publish: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts, 1 s client runs)")
-    parser.add_argument("--skip-peers", action="store_true", help="greenroom and the floors only (no Anvil, Kernel "
-                        "Gateway or Dask)")
+    parser.add_argument(
+        "--skip-peers", action="store_true", help="greenroom and the floors only (no Anvil, Kernel Gateway or Dask)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help=f"JSON results file (default {RESULTS_FILE})")
     parser.add_argument("--plot", type=Path, default=PLOT_FILE, help=f"latency plot, PNG (default {PLOT_FILE})")
-    parser.add_argument("--update-docs", action="store_true", help=f"also copy the plot of a full run to {DOCS_PLOT_FILE}")
+    parser.add_argument(
+        "--update-docs", action="store_true", help=f"also copy the plot of a full run to {DOCS_PLOT_FILE}"
+    )
     options = parser.parse_args(argv)
     try:
         report = run(QUICK if options.quick else FULL, options.quick, not options.skip_peers)

@@ -43,7 +43,7 @@ KERNEL_READY_TIMEOUT = 60.0
 HTTP_TIMEOUT = 10.0
 RSS_SAMPLE_INTERVAL = 0.5
 
-SERVER_NOTEBOOK = '''\
+SERVER_NOTEBOOK = """\
 import pandas  # a realistic template: the runtime forks workers from a process holding pandas
 from greenroom import server
 
@@ -54,8 +54,7 @@ def add(a, b):
 @server.callable
 def echo(x):
     return x
-'''
-
+"""
 
 
 class JupyterServer:
@@ -83,7 +82,9 @@ class JupyterServer:
     def _write_files(self) -> Path:
         for directory in (self.root, self.runtime_dir, self.directory / "config"):
             directory.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {"ServerApp": {"jpserver_extensions": {"greenroom.server_ext": self.greenroom is not None}}}
+        config: dict[str, Any] = {
+            "ServerApp": {"jpserver_extensions": {"greenroom.server_ext": self.greenroom is not None}}
+        }
         if self.greenroom is not None:
             config["GreenroomApp"] = self.greenroom
             notebook = nbformat.v4.new_notebook()
@@ -96,16 +97,25 @@ class JupyterServer:
     def start(self) -> None:
         config_file = self._write_files()
         command = [
-            sys.executable, "-m", "jupyter_server", f"--config={config_file}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            "--allow-root", "--no-browser", f"--IdentityProvider.token={self.token}",
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            f"--config={config_file}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--allow-root",
+            "--no-browser",
+            f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
         ]
         env = {key: value for key, value in os.environ.items() if not key.startswith("GREENROOM_")}
         # Runtime files (kernel-*.json, greenroom-*.json) in our own folder; no user config.
         env.update(JUPYTER_RUNTIME_DIR=str(self.runtime_dir), JUPYTER_CONFIG_DIR=str(self.directory / "config"))
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         progress(f"{self.name}: jupyter server pid {self.process.pid} on port {self.port}")
         self._wait_ready()
 
@@ -114,7 +124,9 @@ class JupyterServer:
         path = "greenroom/api/status" if self.greenroom is not None else "api/status"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise BenchmarkError(f"{self.name}: jupyter server exited with code {self.process.returncode}\n{self.logtail()}")
+                raise BenchmarkError(
+                    f"{self.name}: jupyter server exited with code {self.process.returncode}\n{self.logtail()}"
+                )
             try:
                 status = self.api("GET", path, timeout=2.0)
             except (urllib.error.URLError, OSError, ValueError):
@@ -137,7 +149,9 @@ class JupyterServer:
         """A JSON request to the server, authenticated with its token."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path, data=data, method=method,
+            self.url + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
@@ -213,8 +227,9 @@ class Kernel:
                 errors.append(f"{content['ename']}: {content['evalue']}")
 
         try:
-            reply = self.client.execute_interactive(code, output_hook=hook, timeout=timeout, allow_stdin=False,
-                                                    store_history=False)
+            reply = self.client.execute_interactive(
+                code, output_hook=hook, timeout=timeout, allow_stdin=False, store_history=False
+            )
         except TimeoutError:
             raise BenchmarkError(f"kernel {self.kernel_id}: code did not finish within {timeout:.0f} s") from None
         if errors or reply["content"]["status"] != "ok":
@@ -245,7 +260,10 @@ def running(server: JupyterServer) -> Iterator[JupyterServer]:
 
 
 def run_clients(
-    server: JupyterServer, count: int, arguments: Sequence[str], timeout: float,
+    server: JupyterServer,
+    count: int,
+    arguments: Sequence[str],
+    timeout: float,
     on_tick: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Start ``count`` client.py processes, let them warm up, start them together, collect their results."""
@@ -257,10 +275,15 @@ def run_clients(
     try:
         for output, log_path in zip(outputs, logs):
             with open(log_path, "wb") as log:
-                processes.append(subprocess.Popen(
-                    [sys.executable, str(CLIENT_SCRIPT), server.url, "--out", str(output), *arguments],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
-                ))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, str(CLIENT_SCRIPT), server.url, "--out", str(output), *arguments],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        env=env,
+                    )
+                )
         wait_until_ready(processes, logs, time.monotonic() + CLIENT_READY_TIMEOUT)
         for process in processes:
             assert process.stdin is not None
@@ -285,8 +308,6 @@ def run_clients(
             for stream in (process.stdin, process.stdout):
                 if stream is not None:
                     stream.close()
-
-
 
 
 class CpuMeter:

@@ -112,7 +112,9 @@ def threaded_round_trips(url: str, calls: int) -> list[int]:
 
 def measure(calls: int) -> dict[str, list[int]]:
     """Start the echo server, measure both ways, stop the server (our own child)."""
-    echo = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    echo = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert echo.stdout is not None
         port = echo.stdout.readline().strip()

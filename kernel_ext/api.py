@@ -33,11 +33,13 @@ MAX_NAME_LENGTH = 200
 class Transport(Protocol):
     """Something that sends a request to the host and returns the :class:`Reply`."""
 
-    def request(self, kind: str, name: str | None = None, payload: Part = b"",
-                buffers: list[Part] | None = None) -> Reply: ...
+    def request(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply: ...
 
-    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
-                            buffers: list[Part] | None = None) -> Reply: ...
+    async def request_async(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply: ...
 
 
 @dataclass(frozen=True)

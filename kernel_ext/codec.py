@@ -163,7 +163,7 @@ class _Decoder:
         if kind is not dict:
             raise WireError(f"unexpected {kind.__name__} in an encoded value")
         if len(tree) == 1:
-            (key, data), = tree.items()
+            ((key, data),) = tree.items()
             if key.startswith("$"):
                 return self._special(key, data, depth)
         return {key: self.decode(item, depth + 1) for key, item in tree.items()}
@@ -236,6 +236,11 @@ def encode_arguments(
 def decode_arguments(data: bytes | memoryview, buffers: Buffers) -> tuple[list[Any], dict[str, Any]]:
     """Inverse of :func:`encode_arguments`; :class:`WireError` if malformed."""
     decoded = decode_json(data, buffers)
-    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[0], list) and isinstance(decoded[1], dict)):
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], list)
+        and isinstance(decoded[1], dict)
+    ):
         raise WireError("call payload must be [args, kwargs]")
     return decoded[0], decoded[1]

@@ -34,7 +34,6 @@ CONNECT_TIMEOUT = 10.0
 WS_PATH = "greenroom/api/ws"
 
 
-
 @dataclass
 class Endpoint:
     """Where a host is and how to authenticate to it."""
@@ -135,7 +134,9 @@ class Connection:
 
     async def _open(self) -> WebSocketClientConnection:
         request = HTTPRequest(
-            self.endpoint.ws_url(), headers=self.endpoint.headers, connect_timeout=CONNECT_TIMEOUT,
+            self.endpoint.ws_url(),
+            headers=self.endpoint.headers,
+            connect_timeout=CONNECT_TIMEOUT,
             request_timeout=CONNECT_TIMEOUT,
         )
         try:
@@ -164,7 +165,9 @@ class Connection:
                     request_id, reply = self._parse_reply(message)
                 except WireError as error:
                     # Which call it answered is unknown: end the connection so that no caller waits forever.
-                    log.warning("malformed reply from the host at %s, closing the connection: %s", self.endpoint.url, error)
+                    log.warning(
+                        "malformed reply from the host at %s, closing the connection: %s", self.endpoint.url, error
+                    )
                     reason = f"the host sent a malformed reply ({error})"
                     ws.close()
                     break
@@ -210,8 +213,9 @@ class Connection:
                 self._loop.close()
 
     # -- requests ----------------------------------------------------------
-    def submit(self, kind: str, name: str | None = None, payload: Part = b"",
-               buffers: list[Part] | None = None) -> tuple[int, concurrent.futures.Future[Reply]]:
+    def submit(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> tuple[int, concurrent.futures.Future[Reply]]:
         """Send a request; returns its id and a future of the reply."""
         self._ensure_open()
         request = Request(kind, next(self._ids), name, payload, buffers or [])
@@ -238,8 +242,9 @@ class Connection:
             data = pack(Request(Kind.CANCEL, request_id).pack())
             self._loop.call_soon_threadsafe(self._write, data, -1)
 
-    def request(self, kind: str, name: str | None = None, payload: Part = b"",
-                buffers: list[Part] | None = None) -> Reply:
+    def request(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
         """Send a request and wait for the reply (interruptible)."""
         request_id, future = self.submit(kind, name, payload, buffers)
         try:
@@ -249,8 +254,9 @@ class Connection:
             self.cancel(request_id)
             raise
 
-    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
-                            buffers: list[Part] | None = None) -> Reply:
+    async def request_async(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
         """Await the reply to a request from any event loop."""
         loop = asyncio.get_running_loop()
         _, future = await loop.run_in_executor(None, self.submit, kind, name, payload, buffers)

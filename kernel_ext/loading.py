@@ -14,7 +14,6 @@ from .logs import log
 __all__ = ["LoadingState", "loading"]
 
 
-
 class LoadingState:
     """A thread-safe counter of running calls, with change callbacks."""
 

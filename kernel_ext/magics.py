@@ -71,11 +71,14 @@ class GreenroomMagics(Magics):
             elif command == "reload":
                 status = server.request("reload")
                 serving = status.get("serving") or {}
-                print(f"reloaded: generation {serving.get('generation')}, "
-                      f"{len(serving.get('functions', []))} function(s)")
+                print(
+                    f"reloaded: generation {serving.get('generation')}, {len(serving.get('functions', []))} function(s)"
+                )
                 for error in serving.get("load_errors", []) + status.get("rejected_reload_errors", []):
-                    print(f"  load error: {error['notebook']} cell {error['cell']} line {error['line']}: "
-                          f"{error['type']}: {error['message']}")
+                    print(
+                        f"  load error: {error['notebook']} cell {error['cell']} line {error['line']}: "
+                        f"{error['type']}: {error['message']}"
+                    )
             elif command == "functions":
                 print(_functions_table(server.request("functions")))
             else:

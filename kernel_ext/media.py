@@ -41,7 +41,10 @@ class Media:
 class BlobMedia(Media):
     """Media held in memory."""
 
-    def __init__(self, content_type: str = "", content: bytes = b"", name: str | None = None) -> None:
+    def __init__(
+        self, content_type: str = "", content: bytes | bytearray | memoryview = b"", name: str | None = None
+    ) -> None:
+        """``content`` may be any bytes-like object; it is copied into the Media's own ``bytes``."""
         if not isinstance(content, (bytes, bytearray, memoryview)):
             raise TypeError(f"BlobMedia content must be bytes, not {type(content).__name__}")
         if not content_type and name:
@@ -84,7 +87,7 @@ class URLMedia(Media):
             return self.url == other.url
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         return f"URLMedia({self.url!r})"

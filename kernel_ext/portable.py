@@ -86,9 +86,11 @@ def rebuild(cls: type, data: dict[str, Any]) -> Any:
     deserialize = getattr(cls, "__deserialize__", None)
     if deserialize is not None:
         return deserialize(data.get("state"))
+    instance: object
     if issubclass(cls, BaseException):
-        instance = cls.__new__(cls, *data.get("args", []))
-        instance.args = tuple(data.get("args", []))
+        error = cls.__new__(cls, *data.get("args", []))
+        error.args = tuple(data.get("args", []))
+        instance = error
     else:
         instance = cls.__new__(cls)
     for name, attribute in (data.get("state") or {}).items():

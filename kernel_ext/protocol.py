@@ -27,6 +27,7 @@ __all__ = [
     "LoadError",
     "Reply",
     "Request",
+    "Role",
     "error_payload",
 ]
 
@@ -51,6 +52,14 @@ class Kind:
 
     #: What a client may ask the host for.
     CLIENT_REQUESTS: Final = (CALL, CANCEL, FUNCTIONS, STATUS, RELOAD)
+
+
+class Role:
+    """What a runtime process says it is in its hello."""
+
+    TEMPLATE: Final = "template"
+    WORKER: Final = "worker"
+    ALL: Final = (TEMPLATE, WORKER)
 
 
 def _hide_frames(filename: str) -> None:
@@ -84,14 +93,13 @@ class Request:
 
     @classmethod
     def unpack(cls, route: Route, parts: Parts) -> Request:
-        """:class:`WireError` unless the id is an int and a name, when present, is a str."""
+        """:class:`WireError` unless the id is an int; a name that is not a str reads as no name (so that the
+        error about it can still answer that id)."""
         request_id = route.get("id")
         if not isinstance(request_id, int) or isinstance(request_id, bool):
             raise WireError("every request needs an integer 'id'")
         name = route.get("name")
-        if name is not None and not isinstance(name, str):
-            raise WireError("a call needs a string 'name'")
-        return cls(route["kind"], request_id, name, parts[1], list(parts[2:]))
+        return cls(route["kind"], request_id, name if isinstance(name, str) else None, parts[1], list(parts[2:]))
 
 
 @dataclass(slots=True)
@@ -150,8 +158,13 @@ class CallRequest:
     session_buffers: list[Part] = field(default_factory=list)
 
     def pack(self) -> Parts:
-        route = {"kind": Kind.CALL, "cid": self.call_id, "name": self.name, "caller": list(self.caller),
-                 "nbuf": len(self.buffers)}
+        route = {
+            "kind": Kind.CALL,
+            "cid": self.call_id,
+            "name": self.name,
+            "caller": list(self.caller),
+            "nbuf": len(self.buffers),
+        }
         return [route_bytes(route), self.payload, self.session, *self.buffers, *self.session_buffers]
 
     @classmethod
@@ -159,8 +172,15 @@ class CallRequest:
         nbuf = _buffer_count(route, parts, 3)
         caller = route.get("caller")
         client_type, client_id = caller if isinstance(caller, list) and len(caller) == 2 else ("none", "")
-        return cls(int(route.get("cid", 0)), str(route.get("name")), (str(client_type), str(client_id)),
-                   parts[1], list(parts[3 : 3 + nbuf]), parts[2], list(parts[3 + nbuf :]))
+        return cls(
+            int(route.get("cid", 0)),
+            str(route.get("name")),
+            (str(client_type), str(client_id)),
+            parts[1],
+            list(parts[3 : 3 + nbuf]),
+            parts[2],
+            list(parts[3 + nbuf :]),
+        )
 
 
 @dataclass(slots=True)
@@ -177,8 +197,13 @@ class CallResult:
     output: str = ""
 
     def pack(self) -> Parts:
-        route: Route = {"kind": Kind.RESULT, "cid": self.call_id, "ok": self.ok, "nbuf": len(self.buffers),
-                        "session": self.session is not None}
+        route: Route = {
+            "kind": Kind.RESULT,
+            "cid": self.call_id,
+            "ok": self.ok,
+            "nbuf": len(self.buffers),
+            "session": self.session is not None,
+        }
         if self.output:
             route["output"] = self.output
         session = self.session if self.session is not None else b""
@@ -188,9 +213,15 @@ class CallResult:
     def unpack(cls, route: Route, parts: Parts) -> CallResult:
         nbuf = _buffer_count(route, parts, 3)
         changed = bool(route.get("session"))
-        return cls(int(route.get("cid", 0)), bool(route.get("ok")), parts[1], list(parts[3 : 3 + nbuf]),
-                   parts[2] if changed else None, list(parts[3 + nbuf :]) if changed else [],
-                   str(route.get("output") or ""))
+        return cls(
+            int(route.get("cid", 0)),
+            bool(route.get("ok")),
+            parts[1],
+            list(parts[3 : 3 + nbuf]),
+            parts[2] if changed else None,
+            list(parts[3 + nbuf :]) if changed else [],
+            str(route.get("output") or ""),
+        )
 
     def reply(self) -> Reply:
         return Reply(self.ok, self.payload, self.buffers)
@@ -215,19 +246,31 @@ class LoadError:
     message: str
 
     @classmethod
-    def of(cls, notebook: str, error: BaseException, cell: int = 0, line: int = 0, message: str | None = None) -> LoadError:
+    def of(
+        cls, notebook: str, error: BaseException, cell: int = 0, line: int = 0, message: str | None = None
+    ) -> LoadError:
         return cls(notebook, cell, line, type(error).__name__, str(error) if message is None else message)
 
     @classmethod
     def from_data(cls, data: Any) -> LoadError:
         if not isinstance(data, dict):
             return cls("(unknown)", 0, 0, "WireError", "malformed load error")
-        return cls(str(data.get("notebook")), _int(data.get("cell")), _int(data.get("line")),
-                   str(data.get("type")), str(data.get("message")))
+        return cls(
+            str(data.get("notebook")),
+            _int(data.get("cell")),
+            _int(data.get("line")),
+            str(data.get("type")),
+            str(data.get("message")),
+        )
 
     def to_data(self) -> dict[str, Any]:
-        return {"notebook": self.notebook, "cell": self.cell, "line": self.line, "type": self.type,
-                "message": self.message}
+        return {
+            "notebook": self.notebook,
+            "cell": self.cell,
+            "line": self.line,
+            "type": self.type,
+            "message": self.message,
+        }
 
     def describe(self) -> str:
         where = f"cell {self.cell}, line {self.line}" if self.cell else "reading the file"
@@ -236,4 +279,3 @@ class LoadError:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-

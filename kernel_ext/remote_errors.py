@@ -25,7 +25,7 @@ ErrorData: TypeAlias = dict[str, Any]
 #: Maps a code object's filename and line to (notebook, cell) or None to hide the frame.
 FrameLocator: TypeAlias = Callable[[str], tuple[str, int] | None]
 
-_GREENROOM_ERRORS = {
+_GREENROOM_ERRORS: dict[str, type[GreenroomError]] = {
     name: getattr(errors, name)
     for name in errors.__all__
     if isinstance(getattr(errors, name), type) and issubclass(getattr(errors, name), GreenroomError)
@@ -89,9 +89,9 @@ def _rebuild(data: ErrorData) -> BaseException:
     portable = data.get("portable")
     if isinstance(portable, list) and len(portable) == 2 and portable[0] in portable_classes.by_name:
         try:
-            rebuilt = decode(portable[1], [])
-            if isinstance(rebuilt, BaseException):
-                return rebuilt
+            portable_error = decode(portable[1], [])
+            if isinstance(portable_error, BaseException):
+                return portable_error
         except (WireError, RecursionError, TypeError):
             pass
     if module == "greenroom.errors" and type_name in _GREENROOM_ERRORS:
@@ -104,7 +104,7 @@ def _rebuild(data: ErrorData) -> BaseException:
             if attempt is None:
                 continue
             try:
-                rebuilt = candidate(*attempt)
+                rebuilt: Exception = candidate(*attempt)
             except Exception:  # noqa: BLE001, S112 - an odd constructor (UnicodeDecodeError, ExceptionGroup)
                 continue
             filenames = data.get("filenames")

@@ -28,39 +28,50 @@ class GreenroomApp(ExtensionApp):
     load_other_extensions = True
 
     server_notebooks = List(
-        Unicode(), default_value=["*.server.ipynb"],
+        Unicode(),
+        default_value=["*.server.ipynb"],
         help="Glob patterns (matched against paths relative to the server root, and file names) of server notebooks.",
     ).tag(config=True)
     persistent = Bool(
-        False, help="Keep workers alive between calls so globals may persist (default: every call starts fresh).",
+        False,
+        help="Keep workers alive between calls so globals may persist (default: every call starts fresh).",
     ).tag(config=True)
     call_timeout = Float(
-        30.0, help="Seconds a call may run before it is stopped (per function: @server.callable(timeout=...)).",
+        30.0,
+        help="Seconds a call may run before it is stopped (per function: @server.callable(timeout=...)).",
     ).tag(config=True)
     max_message_size = Int(
-        128 * 1024 * 1024, help="Largest message, in bytes, accepted from a client or a worker.",
+        128 * 1024 * 1024,
+        help="Largest message, in bytes, accepted from a client or a worker.",
     ).tag(config=True)
     max_calls_per_session = Int(
-        64, help="Most calls one session (one client kernel or connection) may have in flight at once.",
+        64,
+        help="Most calls one session (one client kernel or connection) may have in flight at once.",
     ).tag(config=True)
     prefork = Int(
-        2, help="Fresh-state workers forked ahead of demand, so the fork is off the call path.",
+        2,
+        help="Fresh-state workers forked ahead of demand, so the fork is off the call path.",
     ).tag(config=True)
     workers = Int(2, help="Persistent mode: workers kept alive.").tag(config=True)
     max_workers = Int(
-        8, help="Most workers alive at once, in both modes; more calls wait for a worker (within their timeout).",
+        8,
+        help="Most workers alive at once, in both modes; more calls wait for a worker (within their timeout).",
     ).tag(config=True)
     worker_memory_limit = Int(
-        0, help="Bytes each worker may allocate beyond what the loaded notebooks use (0: no limit).",
+        0,
+        help="Bytes each worker may allocate beyond what the loaded notebooks use (0: no limit).",
     ).tag(config=True)
     reload_poll_interval = Float(
-        1.0, help="Seconds between scans for new, changed or deleted server notebooks.",
+        1.0,
+        help="Seconds between scans for new, changed or deleted server notebooks.",
     ).tag(config=True)
     load_timeout = Float(
-        120.0, help="Seconds the server notebooks may take to load before the load counts as failed.",
+        120.0,
+        help="Seconds the server notebooks may take to load before the load counts as failed.",
     ).tag(config=True)
     python = Unicode(
-        "", help="Python interpreter of the runtime processes (default: the server's own).",
+        "",
+        help="Python interpreter of the runtime processes (default: the server's own).",
     ).tag(config=True)
 
     embedding: HostEmbedding
@@ -82,7 +93,11 @@ class GreenroomApp(ExtensionApp):
             return [KernelTokens(host.credentials), JupyterUsers()]
 
         self.embedding = HostEmbedding(
-            self.host_config(), serverapp.root_dir, self.log, lambda: local_url(serverapp), authenticators,
+            self.host_config(),
+            serverapp.root_dir,
+            self.log,
+            lambda: local_url(serverapp),
+            authenticators,
             kernel_manager=serverapp.kernel_manager,
         )
         self.settings.update(self.embedding.settings())

@@ -34,7 +34,9 @@ class HostConfig:
     def __post_init__(self) -> None:
         for name in ("call_timeout", "reload_poll_interval", "load_timeout"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"GreenroomApp.{name} must be a positive number of seconds, not {getattr(self, name)!r}")
+                raise ValueError(
+                    f"GreenroomApp.{name} must be a positive number of seconds, not {getattr(self, name)!r}"
+                )
         for name in ("max_message_size", "max_calls_per_session"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GreenroomApp.{name} must be at least 1, not {getattr(self, name)!r}")

@@ -21,7 +21,9 @@ def find_server_notebooks(root: str, patterns: list[str]) -> list[str]:
         relative_dir = os.path.relpath(directory, root)
         for name in files:
             relative = name if relative_dir == "." else os.path.join(relative_dir, name)
-            if name.endswith(".ipynb") and any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns):
+            if name.endswith(".ipynb") and any(
+                fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns
+            ):
                 found.append(relative.replace(os.sep, "/"))
     return sorted(found)
 

@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from .config import HostConfig
+from .handlers import CallSocketHandler, StatusHandler
 from .host import Host
 from .identity import Authenticator
 from .kernels import inject_credentials
@@ -29,8 +31,15 @@ STATUS_PATH = "/greenroom/api/status"
 class HostEmbedding:
     """A :class:`Host`, the kernels it gives credentials to, and how callers are authenticated."""
 
-    def __init__(self, config: HostConfig, root: str, log: logging.Logger, url_of: Callable[[], str],
-                 authenticators: Callable[[Host], Sequence[Authenticator]], kernel_manager: Any = None) -> None:
+    def __init__(
+        self,
+        config: HostConfig,
+        root: str,
+        log: logging.Logger,
+        url_of: Callable[[], str],
+        authenticators: Callable[[Host], Sequence[Authenticator]],
+        kernel_manager: Any = None,
+    ) -> None:
         self.url_of = url_of
         live_kernel_ids = kernel_manager.list_kernel_ids if kernel_manager is not None else None
         self.host = Host(config, root, log, live_kernel_ids=live_kernel_ids)
@@ -42,13 +51,10 @@ class HostEmbedding:
         """What greenroom's handlers find in the tornado application's settings."""
         return {"greenroom_host": self.host, "greenroom_authenticators": self.authenticators}
 
-    def handlers(self, prefix: str = "", *, status: bool = True,
-                 **handler_kwargs: Any) -> list[tuple[str, type, dict[str, Any]]]:
+    def handlers(
+        self, prefix: str = "", *, status: bool = True, **handler_kwargs: Any
+    ) -> list[tuple[str, type, dict[str, Any]]]:
         """The call socket route under ``prefix``, and the status route unless ``status`` is false."""
-        from jupyter_server.utils import url_path_join
-
-        from .handlers import CallSocketHandler, StatusHandler
-
         routes: list[tuple[str, type, dict[str, Any]]] = [
             (url_path_join(prefix, CALL_SOCKET_PATH), CallSocketHandler, handler_kwargs),
         ]

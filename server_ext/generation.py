@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenroom.errors import ExecutionTerminatedError, WireError
-from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request
+from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request, Role
 from greenroom.wire import Part, Parts, Route
 
 from .config import HostConfig
@@ -55,9 +55,20 @@ class RuntimePlace:
 class Generation:
     """One template and the workers forked from it."""
 
-    def __init__(self, number: int, notebooks: list[str], signature: Signature, config: HostConfig,
-                 place: RuntimePlace, log: logging.Logger, tasks: LoopTasks, *, nested_call: NestedCall,
-                 on_lost: Callable[[Generation], None], on_ended: Callable[[Generation], None]) -> None:
+    def __init__(
+        self,
+        number: int,
+        notebooks: list[str],
+        signature: Signature,
+        config: HostConfig,
+        place: RuntimePlace,
+        log: logging.Logger,
+        tasks: LoopTasks,
+        *,
+        nested_call: NestedCall,
+        on_lost: Callable[[Generation], None],
+        on_ended: Callable[[Generation], None],
+    ) -> None:
         self.number = number
         self.notebooks = notebooks
         self.signature = signature
@@ -85,9 +96,19 @@ class Generation:
     async def start(self) -> None:
         config, place = self.config, self.place
         command = [
-            config.python, "-m", "greenroom.server_ext.runtime.template",
-            "--socket", place.socket_path, "--generation", str(self.number), "--root", place.root,
-            "--memory-limit", str(config.worker_memory_limit), "--max-message-size", str(config.max_message_size),
+            config.python,
+            "-m",
+            "greenroom.server_ext.runtime.template",
+            "--socket",
+            place.socket_path,
+            "--generation",
+            str(self.number),
+            "--root",
+            place.root,
+            "--memory-limit",
+            str(config.worker_memory_limit),
+            "--max-message-size",
+            str(config.max_message_size),
         ]
         if config.persistent:
             command.append("--persistent")
@@ -124,7 +145,7 @@ class Generation:
     # -- links -------------------------------------------------------------
     async def serve(self, link: Link) -> None:
         """Read a runtime process's messages until its link ends (the listener calls this)."""
-        if link.role == "template":
+        if link.role == Role.TEMPLATE:
             self.template = link
             self._replenish()
         else:
@@ -142,7 +163,7 @@ class Generation:
 
     def _dispatch(self, link: Link, route: Route, parts: Parts) -> None:
         kind = route["kind"]
-        if link.role == "template":
+        if link.role == Role.TEMPLATE:
             self._on_template_message(route)
         elif kind == Kind.RESULT:
             result = CallResult.unpack(route, parts)
@@ -156,7 +177,9 @@ class Generation:
             raise WireError(f"unexpected message kind {kind!r} from a worker")
 
     async def _nested(self, link: Link, request: Request) -> None:
-        reply = await self.nested_call(link.caller or SERVER_CALLER, str(request.name), request.payload, request.buffers)
+        reply = await self.nested_call(
+            link.caller or SERVER_CALLER, str(request.name), request.payload, request.buffers
+        )
         with contextlib.suppress(ConnectionResetError):
             link.send_parts(reply.pack(request.request_id))
 
@@ -164,7 +187,7 @@ class Generation:
         link.close()
         if link.reply is not None and not link.reply.done():
             link.reply.set_exception(ExecutionTerminatedError("worker ended"))
-        if link.role == "worker":
+        if link.role == Role.WORKER:
             self.links.discard(link)
             if link in self.idle:
                 self.idle.remove(link)

@@ -14,9 +14,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from greenroom.errors import GreenroomError, WireError
-from greenroom.protocol import Kind, Reply, Request
-from greenroom.wire import pack, parse_route, unpack
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
@@ -24,13 +21,17 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from greenroom.errors import GreenroomError, WireError
+from greenroom.protocol import Kind, Reply, Request
+from greenroom.wire import pack, parse_route, unpack
+
 from .host import Host
 from .identity import AUTH_RESOURCE, Authenticator, Caller, authenticate
 
 __all__ = ["CallSocketHandler", "StatusHandler"]
 
 
-class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """The call channel: binary messages ``[route, payload, *buffers]`` both ways (see :mod:`greenroom.protocol`)."""
 
     auth_resource = AUTH_RESOURCE
@@ -49,7 +50,7 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
         return self.settings["greenroom_authenticators"]  # type: ignore[no-any-return]
 
     @property
-    def max_message_size(self) -> int:  # type: ignore[override]
+    def max_message_size(self) -> int:
         return self.host.config.max_message_size
 
     @allow_unauthenticated
@@ -100,9 +101,12 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
             elif kind == Kind.RELOAD:
                 reply = Reply.of_value(await host.reload())
             else:
-                reply = Reply.of_error(WireError(
-                    f"unknown message kind {kind!r} (expected {', '.join(Kind.CLIENT_REQUESTS[:-1])} or "
-                    f"{Kind.CLIENT_REQUESTS[-1]})"))
+                reply = Reply.of_error(
+                    WireError(
+                        f"unknown message kind {kind!r} (expected {', '.join(Kind.CLIENT_REQUESTS[:-1])} or "
+                        f"{Kind.CLIENT_REQUESTS[-1]})"
+                    )
+                )
         except asyncio.CancelledError:
             return
         except Exception as error:

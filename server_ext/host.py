@@ -41,8 +41,13 @@ CALL_ATTEMPTS = 3
 class Host:
     """Runtime generations, calls and sessions for the server notebooks under ``root``."""
 
-    def __init__(self, config: HostConfig, root: str, log: logging.Logger,
-                 live_kernel_ids: Callable[[], Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        config: HostConfig,
+        root: str,
+        log: logging.Logger,
+        live_kernel_ids: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
         self.config = config
         self.root = os.path.abspath(os.path.expanduser(root))
         #: The one greenroom logger: a child of the embedding's, so its name says "greenroom".
@@ -55,7 +60,9 @@ class Host:
         self.tasks = LoopTasks()
         place = RuntimePlace(self.root, os.path.join(self.socket_dir, "host.sock"), secrets.token_hex(32))
         self.reloader = Reloader(config, place, self.log, self.tasks, nested_call=self.call)
-        self.listener = RuntimeListener(place.socket_path, place.key, self.reloader.generations.get, self.log, self.tasks)
+        self.listener = RuntimeListener(
+            place.socket_path, place.key, self.reloader.generations.get, self.log, self.tasks
+        )
         self.sessions: dict[str, tuple[Part, list[Part]]] = {}
         self.in_flight: dict[str, int] = {}
         self.stopping = False
@@ -108,9 +115,12 @@ class Host:
         """Run ``name`` for ``caller``; always returns a reply, errors included."""
         count = self.in_flight.get(caller.session_key, 0)
         if count >= self.config.max_calls_per_session:
-            return Reply.of_error(errors.GreenroomError(
-                f"too many concurrent calls from this session (limit {self.config.max_calls_per_session}); "
-                "wait for some to finish"))
+            return Reply.of_error(
+                errors.GreenroomError(
+                    f"too many concurrent calls from this session (limit {self.config.max_calls_per_session}); "
+                    "wait for some to finish"
+                )
+            )
         self.in_flight[caller.session_key] = count + 1
         try:
             return await self._call(caller, name, payload, buffers)
@@ -132,8 +142,9 @@ class Host:
             timeout = float(info.get("timeout") or self.config.call_timeout)
             self.call_ids += 1
             session, session_buffers = self.sessions.get(caller.session_key, EMPTY_SESSION)
-            request = CallRequest(self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers,
-                                  session, session_buffers)
+            request = CallRequest(
+                self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers, session, session_buffers
+            )
             try:
                 result = await self._run(generation, caller, request, timeout, loop.time() + timeout)
             except NotStarted:
@@ -145,10 +156,13 @@ class Host:
             if result.session is not None:
                 self.sessions[caller.session_key] = (bytes(result.session), [bytes(b) for b in result.session_buffers])
             return result.reply()
-        return Reply.of_error(errors.ExecutionTerminatedError(f"no worker could start {name!r}: the runtime keeps failing"))
+        return Reply.of_error(
+            errors.ExecutionTerminatedError(f"no worker could start {name!r}: the runtime keeps failing")
+        )
 
-    async def _run(self, generation: Generation, caller: Caller, request: CallRequest, timeout: float,
-                   deadline: float) -> CallResult | Reply:
+    async def _run(
+        self, generation: Generation, caller: Caller, request: CallRequest, timeout: float, deadline: float
+    ) -> CallResult | Reply:
         """Hand ``request`` to a worker of ``generation`` and wait for its result, or a reply saying why not."""
         link: Link | None = None
         try:
@@ -165,12 +179,18 @@ class Host:
             if link is not None:
                 generation.kill(link)
             self.log.warning("%s() stopped after %.3g s (timeout)", request.name, timeout)
-            return Reply.of_error(errors.TimeoutError(
-                f"server function {request.name!r} did not finish within {timeout:g} s and was stopped"))
+            return Reply.of_error(
+                errors.TimeoutError(
+                    f"server function {request.name!r} did not finish within {timeout:g} s and was stopped"
+                )
+            )
         except (errors.ExecutionTerminatedError, ConnectionResetError):
-            return Reply.of_error(errors.ExecutionTerminatedError(
-                f"the worker running {request.name!r} ended before it answered (it exited, crashed or ran out of "
-                "memory); the next call gets a new worker"))
+            return Reply.of_error(
+                errors.ExecutionTerminatedError(
+                    f"the worker running {request.name!r} ended before it answered (it exited, crashed or ran out of "
+                    "memory); the next call gets a new worker"
+                )
+            )
         except asyncio.CancelledError:
             if link is not None:
                 generation.kill(link)

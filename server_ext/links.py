@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from greenroom.errors import WireError
-from greenroom.protocol import CallResult, Kind
+from greenroom.protocol import CallResult, Kind, Role
 from greenroom.wire import Parts, Route, frame_prefix, parse_route, read_message, route_bytes
 
 from .identity import Caller
@@ -32,7 +32,9 @@ HELLO_TIMEOUT = 30.0
 class Link:
     """One connected runtime process (template or worker)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, role: str, pid: int, generation: int) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, role: str, pid: int, generation: int
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.role = role
@@ -78,8 +80,9 @@ class LinkOwner(Protocol):
 class RuntimeListener:
     """The unix socket (0600, in a 0700 folder) that the runtime processes connect to."""
 
-    def __init__(self, path: str, key: str, owner_of: Callable[[int], LinkOwner | None],
-                 log: logging.Logger, tasks: LoopTasks) -> None:
+    def __init__(
+        self, path: str, key: str, owner_of: Callable[[int], LinkOwner | None], log: logging.Logger, tasks: LoopTasks
+    ) -> None:
         self.path = path
         self.key = key
         self.owner_of = owner_of
@@ -121,9 +124,19 @@ class RuntimeListener:
         role, pid, number = route.get("role"), route.get("pid"), route.get("generation")
         key = str(route.get("key", ""))
         owner = self.owner_of(number) if isinstance(number, int) else None
-        if route["kind"] != Kind.HELLO or not hmac.compare_digest(key.encode(), self.key.encode()) or owner is None \
-                or role not in ("template", "worker") or not isinstance(pid, int):
-            self.log.warning("refused a runtime connection from %.40r pid %.20r: bad hello (kind %.40r, generation %.20r)",
-                             role, pid, route["kind"], number)
+        if (
+            route["kind"] != Kind.HELLO
+            or not hmac.compare_digest(key.encode(), self.key.encode())
+            or owner is None
+            or role not in Role.ALL
+            or not isinstance(pid, int)
+        ):
+            self.log.warning(
+                "refused a runtime connection from %.40r pid %.20r: bad hello (kind %.40r, generation %.20r)",
+                role,
+                pid,
+                route["kind"],
+                number,
+            )
             return None
         return owner, Link(reader, writer, str(role), int(pid), int(number))  # type: ignore[arg-type]

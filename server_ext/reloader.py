@@ -26,8 +26,9 @@ __all__ = ["Reloader"]
 class Reloader:
     """Owns every generation of one host: the serving one, the ones finishing calls, the one loading."""
 
-    def __init__(self, config: HostConfig, place: RuntimePlace, log: logging.Logger, tasks: LoopTasks,
-                 nested_call: NestedCall) -> None:
+    def __init__(
+        self, config: HostConfig, place: RuntimePlace, log: logging.Logger, tasks: LoopTasks, nested_call: NestedCall
+    ) -> None:
         self.config = config
         self.place = place
         self.log = log
@@ -80,7 +81,9 @@ class Reloader:
         await self.ready.wait()
         signature = signature_of(self.root, self.notebooks)
         serving = self.serving
-        if (serving is None or signature != serving.signature) and (self.rejected is None or self.rejected[0] != signature):
+        if (serving is None or signature != serving.signature) and (
+            self.rejected is None or self.rejected[0] != signature
+        ):
             await self._reload(signature)
         return self.serving
 
@@ -123,16 +126,26 @@ class Reloader:
         number = self.next_number
         self.next_number += 1
         notebooks = [entry[0] for entry in signature]
-        generation = Generation(number, notebooks, signature, self.config, self.place, self.log, self.tasks,
-                                nested_call=self.nested_call, on_lost=self._on_lost, on_ended=self._on_ended)
+        generation = Generation(
+            number,
+            notebooks,
+            signature,
+            self.config,
+            self.place,
+            self.log,
+            self.tasks,
+            nested_call=self.nested_call,
+            on_lost=self._on_lost,
+            on_ended=self._on_ended,
+        )
         self.generations[number] = generation
         try:
             await generation.start()
             await asyncio.wait_for(asyncio.shield(generation.loaded), self.config.load_timeout)
         except (LoadFailed, OSError, TimeoutError) as error:
             generation.errors = [LoadError.of("(all)", error, message=str(error) or "loading took too long")]
-        for error in generation.errors:
-            self.log.warning("server notebook failed to load: %s", error.describe())
+        for load_error in generation.errors:
+            self.log.warning("server notebook failed to load: %s", load_error.describe())
         previous = self.serving
         broken_before = {error.notebook for error in previous.errors} if previous else set()
         broken_now = {error.notebook for error in generation.errors}
@@ -140,14 +153,20 @@ class Reloader:
         if loaded and (previous is None or broken_now <= broken_before):
             self.serving = generation
             self.rejected = None
-            self.log.info("generation %d serves %d function(s) from %d notebook(s)",
-                          number, len(generation.functions), len(notebooks))
+            self.log.info(
+                "generation %d serves %d function(s) from %d notebook(s)",
+                number,
+                len(generation.functions),
+                len(notebooks),
+            )
             if previous is not None:
                 previous.retire()
         else:
             self.rejected = (signature, generation.errors)
-            self.log.warning("keeping generation %s: the new version of the server notebooks did not load",
-                             previous.number if previous else None)
+            self.log.warning(
+                "keeping generation %s: the new version of the server notebooks did not load",
+                previous.number if previous else None,
+            )
             generation.stop()
 
     def _on_lost(self, generation: Generation) -> None:

@@ -65,7 +65,7 @@ class GreenroomVoila(Voila):
     description = "greenroom serve: publish a greenroom app as a Voilà dashboard"
 
     def init_settings(self) -> dict[str, Any]:
-        settings = super().init_settings()
+        settings: dict[str, Any] = super().init_settings()
         greenroom_app = GreenroomApp(config=self.config, log=self.log)
         hidden = ["*" + SERVER_SUFFIX, *(pattern.rsplit("/", 1)[-1] for pattern in greenroom_app.server_notebooks)]
         self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, *hidden]
@@ -73,8 +73,14 @@ class GreenroomVoila(Voila):
         def authenticators(host: Host) -> list[Authenticator]:
             return [KernelTokens(host.credentials)]  # the app's own kernels only: visitors run no code
 
-        self.greenroom = HostEmbedding(greenroom_app.host_config(), self.root_dir, self.log, self.local_url,
-                                       authenticators, kernel_manager=self.kernel_manager)
+        self.greenroom = HostEmbedding(
+            greenroom_app.host_config(),
+            self.root_dir,
+            self.log,
+            self.local_url,
+            authenticators,
+            kernel_manager=self.kernel_manager,
+        )
         settings.update(self.greenroom.settings(), greenroom=greenroom_app)
         self.greenroom.start_soon()
         return settings
@@ -89,11 +95,15 @@ class GreenroomVoila(Voila):
     def init_handlers(self) -> list[Any]:
         host = self.greenroom_host
         own = [
-            Rule(ServerNotebookMatcher(host.config.server_notebooks, lambda: host.reloader.notebooks), ErrorHandler,
-                 {"status_code": 404}),
+            Rule(
+                ServerNotebookMatcher(host.config.server_notebooks, lambda: host.reloader.notebooks),
+                ErrorHandler,
+                {"status_code": 404},
+            ),
             *self.greenroom.handlers(self.server_url, status=False, name="greenroom"),
         ]
-        return own + super().init_handlers()
+        theirs: list[Any] = super().init_handlers()
+        return own + theirs
 
     def _handle_signal_stop(self, sig: int, frame: Any) -> None:
         """SIGTERM: stop the host (its runtime processes, runtime file, socket) on the loop, then the loop."""
@@ -135,7 +145,7 @@ def voila_arguments(args: list[str]) -> list[str]:
                 index += 2
                 break
             if option.startswith(name + "="):
-                translated.append(trait + option[len(name):])
+                translated.append(trait + option[len(name) :])
                 index += 1
                 break
         else:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import CALC_SOURCE, Client, KernelRunner, write_notebook
 from traitlets.config import Config
+
+from helpers import CALC_SOURCE, Client, KernelRunner, write_notebook
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -23,16 +24,20 @@ def greenroom_config() -> dict[str, Any]:
 @pytest.fixture
 def server_files(jp_root_dir: Any) -> Any:
     """The server notebooks every test starts with."""
-    write_notebook(jp_root_dir / "calc.server.ipynb", CALC_SOURCE, ("raise RuntimeError('skipped cell ran')", ["greenroom:skip"]))
+    write_notebook(
+        jp_root_dir / "calc.server.ipynb", CALC_SOURCE, ("raise RuntimeError('skipped cell ran')", ["greenroom:skip"])
+    )
     return jp_root_dir
 
 
 @pytest.fixture
 def jp_server_config(server_files: Any, greenroom_config: dict[str, Any]) -> Config:
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"greenroom.server_ext": True}},
-        "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **greenroom_config},
-    })
+    return Config(
+        {
+            "ServerApp": {"jpserver_extensions": {"greenroom.server_ext": True}},
+            "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **greenroom_config},
+        }
+    )
 
 
 @pytest.fixture

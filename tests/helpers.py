@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 import nbformat
+
 from greenroom import BlobMedia, URLMedia
 from greenroom.api import Server
 from greenroom.connection import Connection, Endpoint

@@ -36,9 +36,13 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 6
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start(command: Sequence[str], log_path: str, cwd: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start(
+    command: Sequence[str], log_path: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
-    process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        list(command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
+    )
     process.log_file = log  # type: ignore[attr-defined]
     return process
 

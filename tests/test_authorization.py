@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from greenroom.errors import ConnectionError as GreenroomConnectionError
-from helpers import Client
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
+
+from greenroom.errors import ConnectionError as GreenroomConnectionError
+from helpers import Client
 
 
 class ReadOnlyAuthorizer(Authorizer):

@@ -7,8 +7,9 @@ import sys
 import urllib.request
 
 import pytest
-from helpers import SECRET, write_notebook
 from processes import free_port, start, stop, wait_for_http
+
+from helpers import SECRET, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,7 @@ def slow_guess(number):
     return "Too low!" if number < 42 else "Correct!"
 '''
 
-APP_CODE = '''
+APP_CODE = """
 %load_ext greenroom
 from greenroom import server
 from greenroom.widgets import Form
@@ -44,7 +45,7 @@ class GuessForm(Form):
         self.children = [w.HBox([self.number, self.go]), self.answer]
 
 GuessForm()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,11 @@ def published_app(tmp_path_factory):
     runtime = tmp_path_factory.mktemp("runtime")
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
     greenroom = os.path.join(os.path.dirname(sys.executable), "greenroom")
-    process = start([greenroom, "serve", str(app_dir), "--port", str(port), "--ip", "127.0.0.1", "--no-browser"],
-                    str(tmp_path_factory.mktemp("logs") / "serve.log"), env=env)
+    process = start(
+        [greenroom, "serve", str(app_dir), "--port", str(port), "--ip", "127.0.0.1", "--no-browser"],
+        str(tmp_path_factory.mktemp("logs") / "serve.log"),
+        env=env,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/voila/static/", process)
         yield f"http://127.0.0.1:{port}"
@@ -79,13 +83,22 @@ class Browser:
 
         self.playwright = await async_playwright().start()
         self.browser = await self.playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         self.page = await self.browser.new_page()
         await self.page.route(
-            "**/*", lambda route: route.continue_() if route.request.url.startswith("http://127.0.0.1") else route.abort()
+            "**/*",
+            lambda route: route.continue_() if route.request.url.startswith("http://127.0.0.1") else route.abort(),
         )
         return self.page
 
@@ -107,7 +120,9 @@ async def test_click_shows_spinner_then_result(published_app):
         await spinner.wait_for(state="visible", timeout=10000)
         os.makedirs(ARTIFACTS, exist_ok=True)
         await page.screenshot(path=os.path.join(ARTIFACTS, "published-guess-spinner.png"))
-        await page.wait_for_function("document.querySelector('.guess-answer').innerText.includes('Too low')", timeout=20000)
+        await page.wait_for_function(
+            "document.querySelector('.guess-answer').innerText.includes('Too low')", timeout=20000
+        )
         await spinner.wait_for(state="hidden", timeout=10000)
         os.makedirs(ARTIFACTS, exist_ok=True)
         await page.screenshot(path=os.path.join(ARTIFACTS, "published-guess.png"))

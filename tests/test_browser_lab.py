@@ -7,9 +7,10 @@ import os
 import sys
 
 import pytest
-from helpers import SECRET, write_notebook
 from processes import free_port, start, stop, wait_for_http
 from test_browser import APP_CODE, ARTIFACTS, SERVER_CODE, Browser
+
+from helpers import SECRET, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -22,14 +23,30 @@ def lab(tmp_path_factory):
     settings = tmp_path_factory.mktemp("labsettings")
     notification = settings / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
-    (notification / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     port = free_port()
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("workspaces")),
-               JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")))
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
-               f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions", "greenroom.server_ext=True"]
+    env = dict(
+        os.environ,
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("workspaces")),
+        JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.jpserver_extensions",
+        "greenroom.server_ext=True",
+    ]
     process = start(command, str(tmp_path_factory.mktemp("logs") / "lab.log"), env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/greenroom/api/status", process, timeout=90, any_status=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+
 from greenroom import BlobMedia
 from greenroom.errors import (
     ExecutionTerminatedError,

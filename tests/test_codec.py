@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from greenroom import server
 from greenroom.codec import (
     MAX_DEPTH,
@@ -169,7 +170,11 @@ ROUND_TRIPS: list[tuple[str, Any, Any]] = [
     ("str-latin", "héllo wörld ß", "héllo wörld ß"),
     ("str-cjk", "日本語のテキスト", "日本語のテキスト"),
     ("str-emoji", "🎉 party 👩‍👩‍👧", "🎉 party 👩‍👩‍👧"),
-    ("str-controls", "nul\x00 tab\t nl\n ls\u2028 quote\" backslash\\", "nul\x00 tab\t nl\n ls\u2028 quote\" backslash\\"),
+    (
+        "str-controls",
+        'nul\x00 tab\t nl\n ls\u2028 quote" backslash\\',
+        'nul\x00 tab\t nl\n ls\u2028 quote" backslash\\',
+    ),
     ("str-looks-like-tag", '{"$dt": "2020-01-01"}', '{"$dt": "2020-01-01"}'),
     ("empty-list", [], []),
     ("list", [1, "a", None, 2.5, True], [1, "a", None, 2.5, True]),
@@ -182,32 +187,54 @@ ROUND_TRIPS: list[tuple[str, Any, Any]] = [
     ("dict-bare-dollar", {"$": None}, {"$": None}),
     ("dict-looks-like-$dict", {"$dict": [["a", 1]]}, {"$dict": [["a", 1]]}),
     ("dict-looks-like-$media", {"$media": [0, "image/png", None]}, {"$media": [0, "image/png", None]}),
-    ("dict-looks-like-$obj", {"$obj": ["test_codec.Point", {"state": {}}]}, {"$obj": ["test_codec.Point", {"state": {}}]}),
+    (
+        "dict-looks-like-$obj",
+        {"$obj": ["test_codec.Point", {"state": {}}]},
+        {"$obj": ["test_codec.Point", {"state": {}}]},
+    ),
     ("dict-looks-like-$int", {"$int": "12"}, {"$int": "12"}),
     ("dict-looks-like-$dt", {"$dt": "2020-01-01T00:00:00"}, {"$dt": "2020-01-01T00:00:00"}),
     ("dict-two-dollar-keys", {"$a": 1, "$b": 2}, {"$a": 1, "$b": 2}),
     ("dict-nested-dollar", {"$outer": {"$inner": {"$dict": 1}}}, {"$outer": {"$inner": {"$dict": 1}}}),
     ("dict-non-ascii-keys", {"ключ": 1, "키": [2]}, {"ключ": 1, "키": [2]}),
-    ("aware-ist", datetime.datetime(2024, 3, 1, 9, 15, 30, tzinfo=IST), datetime.datetime(2024, 3, 1, 9, 15, 30, tzinfo=IST)),
-    ("aware-pst", datetime.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=PST),
-     datetime.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=PST)),
+    (
+        "aware-ist",
+        datetime.datetime(2024, 3, 1, 9, 15, 30, tzinfo=IST),
+        datetime.datetime(2024, 3, 1, 9, 15, 30, tzinfo=IST),
+    ),
+    (
+        "aware-pst",
+        datetime.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=PST),
+        datetime.datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=PST),
+    ),
     ("aware-utc", datetime.datetime(2000, 1, 1, tzinfo=UTC), datetime.datetime(2000, 1, 1, tzinfo=UTC)),
-    ("naive-microseconds", datetime.datetime(2021, 6, 7, 8, 9, 10, 123456), datetime.datetime(2021, 6, 7, 8, 9, 10, 123456)),
+    (
+        "naive-microseconds",
+        datetime.datetime(2021, 6, 7, 8, 9, 10, 123456),
+        datetime.datetime(2021, 6, 7, 8, 9, 10, 123456),
+    ),
     ("naive-min", datetime.datetime.min, datetime.datetime.min),
     ("naive-max", datetime.datetime.max, datetime.datetime.max),
     ("date", datetime.date(1999, 12, 31), datetime.date(1999, 12, 31)),
     ("date-min", datetime.date.min, datetime.date.min),
-    ("mixed", [{"when": datetime.date(2020, 2, 29), "n": 2**60, "x": math.inf}, ("t",)],
-     [{"when": datetime.date(2020, 2, 29), "n": 2**60, "x": math.inf}, ["t"]]),
+    (
+        "mixed",
+        [{"when": datetime.date(2020, 2, 29), "n": 2**60, "x": math.inf}, ("t",)],
+        [{"when": datetime.date(2020, 2, 29), "n": 2**60, "x": math.inf}, ["t"]],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS])
+@pytest.mark.parametrize(
+    ("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS]
+)
 def test_json_round_trip(value: Any, expected: Any) -> None:
     assert normal_form(_json_roundtrip(value)) == normal_form(expected)
 
 
-@pytest.mark.parametrize(("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS])
+@pytest.mark.parametrize(
+    ("value", "expected"), [case[1:] for case in ROUND_TRIPS], ids=[case[0] for case in ROUND_TRIPS]
+)
 def test_arguments_round_trip(value: Any, expected: Any) -> None:
     args, kwargs = _args_roundtrip((value, "second"), {"kw": value, "$odd": value})
     assert normal_form(args) == normal_form([expected, "second"])
@@ -263,7 +290,9 @@ def test_blob_media_defaults_and_arguments() -> None:
     assert normal_form(_json_roundtrip(empty)) == normal_form(empty)
     guessed = BlobMedia(content=b"a,b\n", name="table.csv")
     assert _json_roundtrip(guessed).content_type == "text/csv"
-    args, kwargs = _args_roundtrip((BlobMedia("text/plain", b"one"),), {"m": BlobMedia("text/plain", b"two", name="t.txt")})
+    args, kwargs = _args_roundtrip(
+        (BlobMedia("text/plain", b"one"),), {"m": BlobMedia("text/plain", b"two", name="t.txt")}
+    )
     assert args[0].get_bytes() == b"one"
     assert (kwargs["m"].get_bytes(), kwargs["m"].name) == (b"two", "t.txt")
 
@@ -384,7 +413,9 @@ def test_scalar_subclasses_encode_as_their_base(value: Any, expected: Any) -> No
     assert normal_form(args[0]) == normal_form(expected)
 
 
-@pytest.mark.parametrize(("value", "expected"), [(Mode.FAST, "fast"), (Shouty("quiet"), "quiet")], ids=["str-Enum", "str-__str__"])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(Mode.FAST, "fast"), (Shouty("quiet"), "quiet")], ids=["str-Enum", "str-__str__"]
+)
 def test_str_subclass_sends_its_value_not_its_str(value: Any, expected: str) -> None:
     assert _json_roundtrip(value) == expected
 
@@ -415,9 +446,22 @@ _SET = "set cannot be sent (allowed: "
         ((), {"n": [-(10**5000)]}, "kwargs['n'][0]: int with more than 4300 digits is too large"),
     ],
     ids=[
-        "set-in-dict", "frozenset", "bytes", "bytearray", "object", "kwarg-set", "kwarg-deep-bytes",
-        "unregistered-class", "complex", "function", "int-key", "tuple-key", "none-key", "bytes-key",
-        "int-4301-digits", "negative-int-5001-digits",
+        "set-in-dict",
+        "frozenset",
+        "bytes",
+        "bytearray",
+        "object",
+        "kwarg-set",
+        "kwarg-deep-bytes",
+        "unregistered-class",
+        "complex",
+        "function",
+        "int-key",
+        "tuple-key",
+        "none-key",
+        "bytes-key",
+        "int-4301-digits",
+        "negative-int-5001-digits",
     ],
 )
 def test_arguments_that_cannot_be_sent(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
@@ -592,7 +636,11 @@ def test_lone_surrogate_is_sent_or_refused_cleanly(encode_kind: str) -> None:
         (b'{"$url":["",null,null]}', [], "malformed $url value"),
         (b'{"$url":"https://x"}', [], "malformed $url value"),
         (b'{"$obj":["nope.Nope",{"state":{}}]}', [], "portable class 'nope.Nope' is not registered here"),
-        (b'{"$obj":["test_codec.Unregistered",{"state":{}}]}', [], "portable class 'test_codec.Unregistered' is not registered here"),
+        (
+            b'{"$obj":["test_codec.Unregistered",{"state":{}}]}',
+            [],
+            "portable class 'test_codec.Unregistered' is not registered here",
+        ),
         (b'{"$obj":[["unhashable"],{}]}', [], "malformed $obj value"),
         (b'{"$obj":"x"}', [], "malformed $obj value"),
     ],
@@ -659,7 +707,7 @@ def test_decode_arguments_malformed_json_is_wire_error() -> None:
     with pytest.raises(WireError):
         decode_arguments(b"[[", [])
     with pytest.raises(WireError):
-        decode_arguments(b"[[{\"$nope\":1}],{}]", [])
+        decode_arguments(b'[[{"$nope":1}],{}]', [])
 
 
 # --------------------------------------------------------------------------- errors as data
@@ -697,7 +745,13 @@ def test_key_error_keeps_its_key_and_message() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [ZeroDivisionError("division by zero"), TypeError("nope"), IndexError(), StopIteration(5), UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)")],
+    [
+        ZeroDivisionError("division by zero"),
+        TypeError("nope"),
+        IndexError(),
+        StopIteration(5),
+        UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)"),
+    ],
     ids=["ZeroDivisionError", "TypeError", "IndexError-no-args", "StopIteration", "UnicodeEncodeError"],
 )
 def test_more_builtin_errors(error: Exception) -> None:
@@ -738,7 +792,10 @@ def test_os_error_keeps_its_filename() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [NoServerFunctionError("no server function named 'nope'"), GreenroomTimeoutError("call 'slow' took longer than 30 s")],
+    [
+        NoServerFunctionError("no server function named 'nope'"),
+        GreenroomTimeoutError("call 'slow' took longer than 30 s"),
+    ],
     ids=["NoServerFunctionError", "TimeoutError"],
 )
 def test_greenroom_errors_are_rebuilt_as_themselves(error: GreenroomError) -> None:
@@ -807,8 +864,22 @@ def test_portable_exception_unknown_to_the_caller_becomes_remote_error(portables
 
 @pytest.mark.parametrize(
     "error",
-    [SystemExit(3), SystemExit("bye"), KeyboardInterrupt(), GeneratorExit(), BaseException("base"), BaseExceptionGroup("g", [SystemExit(1)])],
-    ids=["SystemExit-code", "SystemExit-message", "KeyboardInterrupt", "GeneratorExit", "BaseException", "BaseExceptionGroup"],
+    [
+        SystemExit(3),
+        SystemExit("bye"),
+        KeyboardInterrupt(),
+        GeneratorExit(),
+        BaseException("base"),
+        BaseExceptionGroup("g", [SystemExit(1)]),
+    ],
+    ids=[
+        "SystemExit-code",
+        "SystemExit-message",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "BaseException",
+        "BaseExceptionGroup",
+    ],
 )
 def test_base_exceptions_are_never_rebuilt_as_themselves(error: BaseException) -> None:
     got = _roundtrip_error(error)
@@ -833,12 +904,12 @@ def test_forged_portable_field_cannot_build_arbitrary_types(portables: None) -> 
     assert type(error_from_data(data)) is RemoteError  # a portable non-exception is not raised
 
 
-SECRET_SOURCE = '''\
+SECRET_SOURCE = """\
 def check_password(attempt):
     ANSWER_KEY = "hunter2-top-secret"
     if attempt != ANSWER_KEY:
         raise ValueError("wrong password")
-'''
+"""
 
 
 def _server_error() -> tuple[BaseException, Any]:
@@ -869,10 +940,7 @@ def test_frames_only_from_located_files_and_no_source_text() -> None:
     assert got.args == ("wrong password",)
     assert got.remote_frames == [RemoteFrame("calc.server.ipynb", 7, 4, "check_password")]  # type: ignore[attr-defined]
     assert got.__notes__ == [
-        (
-            "Server traceback (most recent call last):\n"
-            '  notebook "calc.server.ipynb", cell 7, line 4, in check_password'
-        )
+        ('Server traceback (most recent call last):\n  notebook "calc.server.ipynb", cell 7, line 4, in check_password')
     ]
     for secret in ("hunter2", "ANSWER_KEY", "attempt !=", "raise ValueError"):
         assert all(secret not in note for note in got.__notes__)
@@ -912,7 +980,9 @@ def test_nested_call_keeps_inner_frames_of_builtin_errors() -> None:
 
 
 def test_nested_call_frames_are_in_call_order() -> None:
-    inner = error_from_data({"type": "Boom", "module": "m", "message": "x", "frames": [["inner.server.ipynb", 1, 2, "inner"]]})
+    inner = error_from_data(
+        {"type": "Boom", "module": "m", "message": "x", "frames": [["inner.server.ipynb", 1, 2, "inner"]]}
+    )
     namespace: dict[str, Any] = {}
     exec(compile("def outer(e):\n    raise e\n", "<outer-cell>", "exec"), namespace)  # noqa: S102
     try:

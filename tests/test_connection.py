@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from greenroom.errors import ConnectionError as GreenroomConnectionError
-from helpers import Client
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler
+
+from greenroom.errors import ConnectionError as GreenroomConnectionError
+from helpers import Client
 
 
 class NonsenseHost(WebSocketHandler):

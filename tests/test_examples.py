@@ -7,6 +7,7 @@ import shutil
 
 import nbformat
 import pytest
+
 from helpers import KernelRunner
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
@@ -30,7 +31,9 @@ async def run_notebook(kernel: KernelRunner, path: str) -> str:
 async def test_guess(start_kernel, host):
     kernel = await start_kernel("guess")
     await run_notebook(kernel, os.path.join(host.root, "guess", "app.ipynb"))
-    out = await kernel.run("form = GuessForm()\nfor n in (10, 90, 42):\n    form.number.value = n\n    form.go.click()\n    print(form.answer.value)")
+    out = await kernel.run(
+        "form = GuessForm()\nfor n in (10, 90, 42):\n    form.number.value = n\n    form.go.click()\n    print(form.answer.value)"
+    )
     assert out.split() == ["Too", "low!", "Too", "high!", "Correct!"]
     overview = (await kernel.run("%greenroom")).splitlines()
     assert overview[0].startswith("connected to ")  # its port and the kernel id may hold any digits

@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+
 from greenroom.errors import ExecutionTerminatedError
 from helpers import wait_until
 
@@ -40,7 +41,10 @@ async def test_memory_limit_fails_alone(client, host, greenroom_config):
 def server_files(server_files):
     from helpers import CALC_SOURCE, write_notebook
 
-    write_notebook(server_files / "calc.server.ipynb", CALC_SOURCE + "\n@server.callable\ndef hog():\n    return len(bytearray(2 * 1024 ** 3))\n")
+    write_notebook(
+        server_files / "calc.server.ipynb",
+        CALC_SOURCE + "\n@server.callable\ndef hog():\n    return len(bytearray(2 * 1024 ** 3))\n",
+    )
     return server_files
 
 

@@ -10,6 +10,7 @@ import struct
 from dataclasses import fields
 
 import pytest
+
 from greenroom.protocol import Kind, Reply
 from greenroom.server_ext.application import GreenroomApp
 from greenroom.server_ext.config import HostConfig
@@ -70,14 +71,22 @@ async def test_a_bad_hello_on_the_runtime_socket_is_refused_and_logged(bare_host
     writer.write(pack([route_bytes(hello), b""]))
     assert await reader.read() == b""  # closed by the host
     writer.close()
-    assert any("worker" in message and "4242" in message and "bad hello" in message for message in bare_host.records.messages)
+    assert any(
+        "worker" in message and "4242" in message and "bad hello" in message for message in bare_host.records.messages
+    )
     assert (await bare_host.call(Caller("local", "t", "local:t"), "add", b"[[1,1],{}]", [])).result() == 2
 
 
 async def test_an_oversized_message_from_a_runtime_process_drops_only_its_link_and_is_logged(bare_host):
     number = bare_host.reloader.serving.number
     reader, writer = await asyncio.open_unix_connection(bare_host.listener.path)
-    hello = {"kind": Kind.HELLO, "role": "worker", "pid": 4343, "generation": number, "key": bare_host.reloader.place.key}
+    hello = {
+        "kind": Kind.HELLO,
+        "role": "worker",
+        "pid": 4343,
+        "generation": number,
+        "key": bare_host.reloader.place.key,
+    }
     writer.write(pack([route_bytes(hello), b""]))
     writer.write(struct.pack("!IQQ", 2, 10, bare_host.config.max_message_size))  # claims more than allowed
     assert await reader.read() == b""

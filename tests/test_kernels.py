@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import SECRET, KernelError
 
 
@@ -88,16 +89,21 @@ async def test_session_of_a_shut_down_kernel_is_forgotten(start_kernel, host, jp
 async def test_form_guards_clicks_from_the_browser(start_kernel):
     """Two click messages sent while the first handler runs: it runs once; errors show in the Form."""
     kernel = await start_kernel()
-    model_id = (await kernel.run(
-        "import ipywidgets as w\nfrom greenroom import server\nfrom greenroom.widgets import Form\n"
-        "runs = []\nform = Form()\nbutton = w.Button()\n"
-        "def submit(_):\n    runs.append(server.call('slow', 0.5))\n"
-        "button.on_click(submit)\nform.children = [w.HBox([button])]\nprint(button.model_id)"
-    )).strip()
+    model_id = (
+        await kernel.run(
+            "import ipywidgets as w\nfrom greenroom import server\nfrom greenroom.widgets import Form\n"
+            "runs = []\nform = Form()\nbutton = w.Button()\n"
+            "def submit(_):\n    runs.append(server.call('slow', 0.5))\n"
+            "button.on_click(submit)\nform.children = [w.HBox([button])]\nprint(button.model_id)"
+        )
+    ).strip()
     client = kernel.client
     for _ in range(3):  # the browser can click a disabled button: all three arrive while the first runs
-        client.shell_channel.send(client.session.msg(
-            "comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}))
+        client.shell_channel.send(
+            client.session.msg(
+                "comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}}
+            )
+        )
     assert (await kernel.run("print(runs)")).strip() == "[0.5]"
     out = await kernel.run("button.click()\nbutton.click()\nprint(len(runs))")  # code, not the browser: both run
     assert out.strip() == "3"

@@ -40,8 +40,10 @@ def rss_mb() -> float:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     "greenroom_config",
-    [{"max_calls_per_session": CALLS, "prefork": 4, "call_timeout": 120},
-     {"persistent": True, "workers": 4, "max_calls_per_session": CALLS, "call_timeout": 120}],
+    [
+        {"max_calls_per_session": CALLS, "prefork": 4, "call_timeout": 120},
+        {"persistent": True, "workers": 4, "max_calls_per_session": CALLS, "call_timeout": 120},
+    ],
     ids=["fresh", "persistent"],
 )
 async def test_twenty_kernels_five_hundred_calls_each(start_kernel, host, jp_serverapp, greenroom_config):

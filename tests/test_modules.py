@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import KernelError, write_notebook
 
 SHARED_PY = "GREETING = 'hello'\n\ndef shout(text):\n    return text.upper() + '!'\n"
@@ -27,7 +28,9 @@ async def test_server_notebook_imports_py_and_ipynb_modules(client):
 
 async def test_client_imports_the_same_modules(start_kernel):
     kernel = await start_kernel()
-    out = await kernel.run("%load_ext greenroom\nimport shared, nbhelper\nprint(shared.shout('hi'), nbhelper.double(21))")
+    out = await kernel.run(
+        "%load_ext greenroom\nimport shared, nbhelper\nprint(shared.shout('hi'), nbhelper.double(21))"
+    )
     assert out.strip() == "HI! 42"
     with pytest.raises(KernelError, match="app.server.ipynb is a server notebook"):
         await kernel.run("import app")

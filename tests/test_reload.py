@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from greenroom.errors import NoServerFunctionError
 from helpers import wait_until, write_notebook
 
@@ -54,14 +55,21 @@ async def test_invalid_json_keeps_last_good_version(client, host):
 
 
 async def test_new_notebook_is_found(client, host):
-    write_notebook(host.root + "/more.server.ipynb", "from greenroom import server\n@server.callable\ndef more():\n    return 'more'\n")
+    write_notebook(
+        host.root + "/more.server.ipynb",
+        "from greenroom import server\n@server.callable\ndef more():\n    return 'more'\n",
+    )
     status = await client.request("reload")
     assert "more" in status["serving"]["functions"]
     assert await client.call("more") == "more"
 
 
 async def test_load_error_at_start_is_reported_in_unknown_function_error(jp_root_dir, client, host):
-    write_notebook(host.root + "/bad.server.ipynb", "from greenroom import server\n@server.callable\ndef hidden():\n    return 1\n", "1/0")
+    write_notebook(
+        host.root + "/bad.server.ipynb",
+        "from greenroom import server\n@server.callable\ndef hidden():\n    return 1\n",
+        "1/0",
+    )
     await client.request("reload")
     with pytest.raises(NoServerFunctionError, match=r"bad.server.ipynb: ZeroDivisionError in cell 2, line 1"):
         await client.call("hidden")
@@ -71,7 +79,10 @@ async def test_load_error_at_start_is_reported_in_unknown_function_error(jp_root
 async def test_calls_in_flight_finish_on_old_code(client, host):
     import asyncio
 
-    write_notebook(host.root + "/app.server.ipynb", V1 + "\nimport time\n@server.callable\ndef slow_version():\n    time.sleep(1)\n    return 1\n")
+    write_notebook(
+        host.root + "/app.server.ipynb",
+        V1 + "\nimport time\n@server.callable\ndef slow_version():\n    time.sleep(1)\n    return 1\n",
+    )
     assert await client.call("version") == 1
     in_flight = asyncio.ensure_future(client.call("slow_version"))
     await wait_until(lambda: host.reloader.serving.busy == 1)

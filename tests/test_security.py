@@ -7,12 +7,13 @@ import os
 import stat
 
 import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
 from greenroom.connection import Connection, find_endpoint
 from greenroom.errors import GreenroomError
 from greenroom.wire import pack, route_bytes, unpack
 from helpers import SECRET, Client, KernelError
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 
 async def _ws_status(base_url: str, headers: dict[str, str]) -> int:
@@ -112,7 +113,9 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
     seen = b""
     for number, (kind, name, payload) in enumerate(requests, start=1):
         route = {"kind": kind, "id": number, **({"name": name} if name else {})}
-        await ws.write_message(pack([route_bytes(route), json.dumps(payload).encode() if payload else b""]), binary=True)
+        await ws.write_message(
+            pack([route_bytes(route), json.dumps(payload).encode() if payload else b""]), binary=True
+        )
         message = await ws.read_message()
         assert message is not None
         parts = unpack(message, 1 << 30)
@@ -124,8 +127,10 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
             continue  # the Jupyter contents API serves files to the server's own user by design
         seen += (await jp_fetch(*path.split("/"))).body
     kernel = await start_kernel()
-    shown = await kernel.run("%load_ext greenroom\n%greenroom\n%greenroom functions\n%greenroom status\n"
-                             "from greenroom import server\nprint(server.call('check', 'guess'))")
+    shown = await kernel.run(
+        "%load_ext greenroom\n%greenroom\n%greenroom functions\n%greenroom status\n"
+        "from greenroom import server\nprint(server.call('check', 'guess'))"
+    )
     for failing in ("divide', 1, 0", "hidden_error'", "bad_return'", "short_fuse'", "crash'", "nope'"):
         try:
             await kernel.run(f"server.call('{failing})")
@@ -139,15 +144,25 @@ async def test_secret_never_reaches_the_client(host, base_url, jp_serverapp, jp_
 
 
 def test_published_app_hides_every_server_notebook_spelling():
-    from greenroom.server_ext.serve import ServerNotebookMatcher
     from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-    matcher = ServerNotebookMatcher(["*.server.ipynb", "grading.ipynb"], lambda: ["sub/grading.ipynb", "game.server.ipynb"])
-    hidden = ["/voila/render/grading.ipynb", "/voila/files/sub%2Fgrading.ipynb", "/voila/render/GAME.SERVER.IPYNB",
-              "/voila/render/x?path=sub/grading.ipynb", "/voila/files/game%252Eserver.ipynb"]
+    from greenroom.server_ext.serve import ServerNotebookMatcher
+
+    matcher = ServerNotebookMatcher(
+        ["*.server.ipynb", "grading.ipynb"], lambda: ["sub/grading.ipynb", "game.server.ipynb"]
+    )
+    hidden = [
+        "/voila/render/grading.ipynb",
+        "/voila/files/sub%2Fgrading.ipynb",
+        "/voila/render/GAME.SERVER.IPYNB",
+        "/voila/render/x?path=sub/grading.ipynb",
+        "/voila/files/game%252Eserver.ipynb",
+    ]
+
     def request(uri: str) -> HTTPServerRequest:
-        return HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"),
-                                 headers=HTTPHeaders({"Host": "127.0.0.1"}))
+        return HTTPServerRequest(
+            start_line=RequestStartLine("GET", uri, "HTTP/1.1"), headers=HTTPHeaders({"Host": "127.0.0.1"})
+        )
 
     for uri in hidden:
         assert matcher.match(request(uri)) == {}, uri

@@ -6,6 +6,7 @@ import threading
 
 import ipywidgets as w
 import pytest
+
 from greenroom import BlobMedia
 from greenroom.loading import loading
 from greenroom.widgets import App, Form, image_from_media, media_from_upload, open_form
@@ -87,4 +88,3 @@ def test_media_helpers():
     assert media == BlobMedia("image/png", b"\x89PNG...", name="cat.png")
     image = image_from_media(media)
     assert image.value == b"\x89PNG..." and image.format == "png"
-

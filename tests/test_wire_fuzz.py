@@ -26,14 +26,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from greenroom.codec import MAX_DEPTH, decode_arguments, decode_json, encode_arguments, encode_json
 from greenroom.errors import WireError
 from greenroom.media import BlobMedia, URLMedia
 from greenroom.portable import PortableRegistry
 from greenroom.wire import MAX_PARTS, frame_prefix, pack, parse_route, recv_message, route_bytes, send_message, unpack
 from helpers import normal_form
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 SCALE = max(1, int(os.environ.get("GREENROOM_FUZZ_SCALE", "1")))
 #: Fuzz cases run in this module, by test (hypothesis examples and hand-made cases).
@@ -180,7 +181,10 @@ def test_allowed_values_round_trip(value: Any) -> None:
 
 
 @fuzz_settings(100)
-@given(st.lists(allowed_values(portable=False), max_size=4), st.dictionaries(KEYS, allowed_values(portable=False), max_size=4))
+@given(
+    st.lists(allowed_values(portable=False), max_size=4),
+    st.dictionaries(KEYS, allowed_values(portable=False), max_size=4),
+)
 def test_allowed_arguments_round_trip(args: list[Any], kwargs: dict[str, Any]) -> None:
     FUZZ_CASES["round_trip_arguments"] += 1
     payload, buffers = encode_arguments(tuple(args), kwargs)
@@ -260,7 +264,9 @@ def test_pack_unpack_round_trip(parts: list[bytes]) -> None:
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12))
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=15,
 )
 ROUTES = st.one_of(
@@ -326,7 +332,11 @@ def _tag_data(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         HUGE_INTS.map(str),
         st.lists(children, max_size=4),
         st.lists(st.lists(children, max_size=3), max_size=3),  # $dict pairs
-        st.tuples(st.one_of(st.integers(-3, 4), st.text(min_size=1, max_size=12)), st.one_of(st.none(), st.text(max_size=8), children), st.one_of(st.none(), st.text(max_size=8), children)).map(list),
+        st.tuples(
+            st.one_of(st.integers(-3, 4), st.text(min_size=1, max_size=12)),
+            st.one_of(st.none(), st.text(max_size=8), children),
+            st.one_of(st.none(), st.text(max_size=8), children),
+        ).map(list),
         st.tuples(st.sampled_from(["fuzz.Point", "fuzz.Money", "fuzz.Oops", "nope"]), children).map(list),
         st.tuples(
             st.sampled_from(["fuzz.Point", "fuzz.Money", "fuzz.Oops"]),
@@ -413,7 +423,12 @@ BAD_FRAMES: list[tuple[str, bytes, int, str]] = [
     ("count-1025", pack([b""] * (MAX_PARTS + 1)), LIMIT, "a message has 2 to 1024 parts"),
     ("count-huge", _count(2**32 - 1) + b"\x00" * 64, LIMIT, "a message has 2 to 1024 parts"),
     ("count-huge-alone", _count(2**32 - 1), LIMIT, "a message has 2 to 1024 parts"),
-    ("lengths-beyond-limit", _count(2) + _lengths(LIMIT, 1), LIMIT, "message of 1048577 bytes is larger than the limit"),
+    (
+        "lengths-beyond-limit",
+        _count(2) + _lengths(LIMIT, 1),
+        LIMIT,
+        "message of 1048577 bytes is larger than the limit",
+    ),
     ("lengths-2**63", _count(2) + _lengths(2**63, 2**63), LIMIT, "message of 18446744073709551616 bytes is larger"),
     ("lengths-sum-wraps-64-bits", _count(3) + _lengths(2**64 - 1, 2**64 - 1, 2), 2**64, "message of"),
     ("lengths-1024-max", _count(MAX_PARTS) + _lengths(*[2**64 - 1] * MAX_PARTS), LIMIT, "message of"),
@@ -426,7 +441,9 @@ BAD_FRAMES: list[tuple[str, bytes, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("data", "limit", "message"), [case[1:] for case in BAD_FRAMES], ids=[case[0] for case in BAD_FRAMES])
+@pytest.mark.parametrize(
+    ("data", "limit", "message"), [case[1:] for case in BAD_FRAMES], ids=[case[0] for case in BAD_FRAMES]
+)
 def test_bad_frames(data: bytes, limit: int, message: str) -> None:
     FUZZ_CASES["hand_bad_frames"] += 1
     with pytest.raises(WireError) as caught:
@@ -459,7 +476,18 @@ def test_good_frames_at_the_edges() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xff\xfe", b"[]", b"null", b"{}", b'{"kind":null}', b'{"kind":["call"]}', b'"call"', b"[" * 100_000, b'{"kind":"x"' + b" " * 10 + b"]"],
+    [
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b"{}",
+        b'{"kind":null}',
+        b'{"kind":["call"]}',
+        b'"call"',
+        b"[" * 100_000,
+        b'{"kind":"x"' + b" " * 10 + b"]",
+    ],
 )
 def test_bad_routes(data: bytes) -> None:
     FUZZ_CASES["hand_bad_routes"] += 1
@@ -507,7 +535,9 @@ STREAM_BAD: list[tuple[str, bytes, type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("data", "error", "message"), [case[1:] for case in STREAM_BAD], ids=[case[0] for case in STREAM_BAD])
+@pytest.mark.parametrize(
+    ("data", "error", "message"), [case[1:] for case in STREAM_BAD], ids=[case[0] for case in STREAM_BAD]
+)
 def test_recv_message_refuses_bad_streams(data: bytes, error: type[Exception], message: str) -> None:
     FUZZ_CASES["hand_stream_bad"] += 1
     left, right = _pair()

@@ -7,4 +7,14 @@ from .form import Form
 from .loading import LOADING_CLASS, LoadingIndicator
 from .media import image_from_media, media_from_upload
 
-__all__ = ["LOADING_CLASS", "App", "Form", "Link", "LoadingIndicator", "get_open_form", "image_from_media", "media_from_upload", "open_form"]
+__all__ = [
+    "LOADING_CLASS",
+    "App",
+    "Form",
+    "Link",
+    "LoadingIndicator",
+    "get_open_form",
+    "image_from_media",
+    "media_from_upload",
+    "open_form",
+]

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as w
+from traitlets import Bool, observe
+
 from greenroom.loading import loading
 from greenroom.logs import log
-from traitlets import Bool, observe
 
 from .loading import LoadingIndicator
 
@@ -59,6 +60,7 @@ class Form(w.VBox):
     still running is ignored: the browser can click a disabled button.
     """
 
+    children: tuple[w.Widget, ...]
     busy = Bool(False, help="True while one of the Form's handlers runs (kernel side only).")
 
     def __init__(self, **kwargs: Any) -> None:
@@ -116,7 +118,8 @@ class Form(w.VBox):
         text = "".join(traceback.format_exception_only(type(error), error)).strip()
         self._error.value = (
             '<div style="color:#b00020;white-space:pre-wrap;font-family:var(--jp-code-font-family,monospace)">'
-            + html.escape(text) + "</div>"
+            + html.escape(text)
+            + "</div>"
         )
         self._error.layout.display = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as w
+
 from greenroom.media import BlobMedia, Media
 
 __all__ = ["image_from_media", "media_from_upload"]
@@ -16,7 +17,7 @@ def media_from_upload(upload: w.FileUpload | Any) -> list[BlobMedia]:
     media = []
     for item in files or ():
         content = item["content"]
-        media.append(BlobMedia(item.get("type") or "", bytes(content), name=item.get("name")))
+        media.append(BlobMedia(item.get("type") or "", content, name=item.get("name")))
     return media
 
 

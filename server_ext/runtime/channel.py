@@ -45,5 +45,12 @@ class Channel:
         return parse_route(parts[0]), parts
 
     def hello(self, role: str, generation: int) -> None:
-        self.send({"kind": Kind.HELLO, "role": role, "generation": generation, "pid": os.getpid(),
-                   "key": os.environ.get("GREENROOM_RUNTIME_KEY", "")})
+        self.send(
+            {
+                "kind": Kind.HELLO,
+                "role": role,
+                "generation": generation,
+                "pid": os.getpid(),
+                "key": os.environ.get("GREENROOM_RUNTIME_KEY", ""),
+            }
+        )

@@ -16,6 +16,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
 import nbformat
+
 from greenroom.importer import code_cells
 from greenroom.protocol import LoadError
 from greenroom.registry import functions
@@ -60,8 +61,12 @@ def _load_one(path: str, notebook: str, shell: Any) -> LoadError | None:
         first_line = str(error).splitlines()[0] if str(error) else repr(error)
         return LoadError.of(notebook, error, message=f"cannot read the notebook: {first_line}")
     stem = os.path.basename(path)[: -len(".ipynb")].replace(".", "_")
-    namespace: dict[str, Any] = {"__name__": f"greenroom_server_{stem}", "__file__": path,
-                                 "__builtins__": builtins, "get_ipython": lambda: shell}
+    namespace: dict[str, Any] = {
+        "__name__": f"greenroom_server_{stem}",
+        "__file__": path,
+        "__builtins__": builtins,
+        "get_ipython": lambda: shell,
+    }
     for index, cell_source in code_cells(document):
         try:
             source = shell.transform_cell(cell_source)
@@ -74,9 +79,10 @@ def _load_one(path: str, notebook: str, shell: Any) -> LoadError | None:
 
 def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
     """Load ``notebooks`` (paths relative to ``root``) into this process."""
-    from greenroom import importer
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
+
+    from greenroom import importer
 
     no_history = Config()
     no_history.HistoryManager.enabled = False  # no history thread or sqlite file in a process that forks

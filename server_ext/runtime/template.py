@@ -18,7 +18,7 @@ import socket
 import sys
 
 from greenroom.errors import WireError
-from greenroom.protocol import Kind
+from greenroom.protocol import Kind, Role
 
 from .channel import Channel, die_with_parent
 from .loader import load_notebooks
@@ -39,8 +39,13 @@ class Template:
         pid = os.fork()
         if pid == 0:
             self.channel.sock.close()
-            run_worker(self.options.socket, self.options.generation, self.options.persistent,
-                       self.options.memory_limit, self.options.max_message_size)
+            run_worker(
+                self.options.socket,
+                self.options.generation,
+                self.options.persistent,
+                self.options.memory_limit,
+                self.options.max_message_size,
+            )
         self.children.add(pid)
 
     def kill(self, pid: object) -> None:
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent()
     notebooks = json.loads(sys.stdin.readline() or "[]")
     template = Template(options)
-    template.channel.hello("template", options.generation)
+    template.channel.hello(Role.TEMPLATE, options.generation)
     result = load_notebooks(options.root, notebooks)
     template.channel.send({"kind": Kind.LOADED, **result})
     warm_up()

@@ -20,7 +20,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from greenroom.api import CallContext, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
 from greenroom.errors import NoServerFunctionError, WireError
-from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, error_payload
+from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, Role, error_payload
 from greenroom.registry import ServerFunction, functions
 from greenroom.wire import Part, parse_route
 
@@ -65,8 +65,9 @@ class WorkerTransport:
         self.lock = threading.Lock()
         self.next_id = 0
 
-    def request(self, kind: str, name: str | None = None, payload: Part = b"",
-                buffers: list[Part] | None = None) -> Reply:
+    def request(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
         with self.lock:
             self.next_id += 1
             self.channel.send_parts(Request(kind, self.next_id, name, payload, buffers or []).pack())
@@ -75,8 +76,9 @@ class WorkerTransport:
                 if route["kind"] == Kind.REPLY and route.get("id") == self.next_id:
                     return Reply.unpack(route, parts)
 
-    async def request_async(self, kind: str, name: str | None = None, payload: Part = b"",
-                            buffers: list[Part] | None = None) -> Reply:
+    async def request_async(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
         return await asyncio.to_thread(self.request, kind, name, payload, buffers)
 
 
@@ -133,7 +135,7 @@ def run_worker(channel_path: str, generation: int, persistent: bool, memory_limi
         _limit_memory(memory_limit)
         channel = Channel(channel_path, limit)
         server.set_transport(WorkerTransport(channel))
-        channel.hello("worker", generation)
+        channel.hello(Role.WORKER, generation)
         while True:
             route, parts = channel.receive()
             if route["kind"] != Kind.CALL:
