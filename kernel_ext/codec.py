@@ -20,8 +20,10 @@ from typing import Any, TypeAlias
 from .errors import SerializationError, WireError
 from .media import BlobMedia, Media, URLMedia
 from .portable import PortableRegistry, portable_classes, rebuild, state_of
+from .wire import MAX_PARTS
 
 __all__ = [
+    "MAX_BUFFERS",
     "MAX_DEPTH",
     "Buffers",
     "decode",
@@ -34,6 +36,8 @@ __all__ = [
 
 #: Deepest nesting of containers accepted in either direction.
 MAX_DEPTH = 200
+#: Most Media one value carries: its buffers, the route, the payload and the session's part fit in a message.
+MAX_BUFFERS = MAX_PARTS - 3
 
 Jsonable: TypeAlias = Any
 Buffers: TypeAlias = list[bytes | memoryview]
@@ -126,7 +130,14 @@ class _Encoder:
 def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[Jsonable, Buffers]:
     """Encode ``value`` into a JSON-able structure and binary buffers."""
     encoder = _Encoder(registry or portable_classes)
-    return encoder.encode(value, path, 0), encoder.buffers
+    tree = encoder.encode(value, path, 0)
+    _check_buffers(encoder.buffers, path)
+    return tree, encoder.buffers
+
+
+def _check_buffers(buffers: Buffers, path: str) -> None:
+    if len(buffers) > MAX_BUFFERS:
+        raise SerializationError(f"{path}: carries {len(buffers)} Media; one value may carry at most {MAX_BUFFERS}")
 
 
 _to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -148,9 +159,10 @@ def encode_json(value: Any, path: str, registry: PortableRegistry | None = None)
 
 
 class _Decoder:
-    def __init__(self, buffers: Buffers, registry: PortableRegistry) -> None:
+    def __init__(self, buffers: Buffers, registry: PortableRegistry, from_client: bool) -> None:
         self.buffers = buffers
         self.registry = registry
+        self.from_client = from_client
 
     def decode(self, tree: Jsonable, depth: int) -> Any:
         kind = type(tree)
@@ -193,7 +205,7 @@ class _Decoder:
                 return BlobMedia(content_type, self.buffers[index], name=name)
             if key == "$url":
                 url, content_type, name = data
-                return URLMedia(url, content_type, name)
+                return URLMedia(url, content_type, name, from_client=self.from_client)
             if key == "$obj":
                 name, state = data
                 cls = self.registry.by_name.get(name)
@@ -210,18 +222,23 @@ class _Decoder:
         raise WireError(f"unknown tag {key!r} in an encoded value")
 
 
-def decode(tree: Jsonable, buffers: Buffers, registry: PortableRegistry | None = None) -> Any:
+def decode(
+    tree: Jsonable, buffers: Buffers, registry: PortableRegistry | None = None, *, from_client: bool = False
+) -> Any:
     """Rebuild a value from :func:`encode` output."""
-    return _Decoder(buffers, registry or portable_classes).decode(tree, 0)
+    return _Decoder(buffers, registry or portable_classes, from_client).decode(tree, 0)
 
 
-def decode_json(data: bytes | memoryview, buffers: Buffers, registry: PortableRegistry | None = None) -> Any:
-    """Rebuild a value from :func:`encode_json` output; :class:`WireError` if malformed."""
+def decode_json(
+    data: bytes | memoryview, buffers: Buffers, registry: PortableRegistry | None = None, *, from_client: bool = False
+) -> Any:
+    """Rebuild a value from :func:`encode_json` output; :class:`WireError` if malformed.  ``from_client``
+    marks the URLs of :class:`URLMedia` as a client's (see :attr:`URLMedia.from_client`)."""
     try:
         tree = json.loads(bytes(data))
     except (ValueError, RecursionError) as error:
         raise WireError(f"malformed JSON payload: {error}") from None
-    return decode(tree, buffers, registry)
+    return decode(tree, buffers, registry, from_client=from_client)
 
 
 def encode_arguments(
@@ -230,12 +247,14 @@ def encode_arguments(
     """Encode call arguments as one payload; paths read ``args[0]...`` and ``kwargs['x']...``."""
     encoder = _Encoder(registry or portable_classes)
     tree = [encoder.encode(list(args), "args", 0), encoder.encode(kwargs, "kwargs", 0)]
+    _check_buffers(encoder.buffers, "arguments")
     return _dumps(tree), encoder.buffers
 
 
 def decode_arguments(data: bytes | memoryview, buffers: Buffers) -> tuple[list[Any], dict[str, Any]]:
-    """Inverse of :func:`encode_arguments`; :class:`WireError` if malformed."""
-    decoded = decode_json(data, buffers)
+    """Inverse of :func:`encode_arguments`; :class:`WireError` if malformed.  Arguments come from a caller:
+    their URLs are marked as a client's."""
+    decoded = decode_json(data, buffers, from_client=True)
     if not (
         isinstance(decoded, list)
         and len(decoded) == 2

@@ -18,9 +18,10 @@ from typing import Any, Final
 from .codec import decode_json, encode_json
 from .errors import WireError
 from .remote_errors import FrameLocator, error_from_data, error_to_data
-from .wire import Part, Parts, Route, route_bytes
+from .wire import MAX_PARTS, Part, Parts, Route, route_bytes
 
 __all__ = [
+    "RUNTIME_MAX_PARTS",
     "CallRequest",
     "CallResult",
     "Kind",
@@ -29,6 +30,7 @@ __all__ = [
     "Request",
     "Role",
     "error_payload",
+    "runtime_message_limit",
 ]
 
 
@@ -52,6 +54,16 @@ class Kind:
 
     #: What a client may ask the host for.
     CLIENT_REQUESTS: Final = (CALL, CANCEL, FUNCTIONS, STATUS, RELOAD)
+
+
+#: Parts a message between the host and its runtime may have: a call's parts and its session's.
+RUNTIME_MAX_PARTS: Final = 2 * MAX_PARTS
+
+
+def runtime_message_limit(max_message_size: int) -> int:
+    """Bytes a message between the host and its runtime may have: a call (at most ``max_message_size``, as
+    the client sent it) and the session the host adds (at most as much again)."""
+    return 2 * max_message_size
 
 
 class Role:
@@ -173,7 +185,7 @@ class CallRequest:
         caller = route.get("caller")
         client_type, client_id = caller if isinstance(caller, list) and len(caller) == 2 else ("none", "")
         return cls(
-            int(route.get("cid", 0)),
+            _int(route.get("cid")),
             str(route.get("name")),
             (str(client_type), str(client_id)),
             parts[1],
@@ -214,7 +226,7 @@ class CallResult:
         nbuf = _buffer_count(route, parts, 3)
         changed = bool(route.get("session"))
         return cls(
-            int(route.get("cid", 0)),
+            _int(route.get("cid")),
             bool(route.get("ok")),
             parts[1],
             list(parts[3 : 3 + nbuf]),

@@ -91,10 +91,10 @@ def pack(parts: Parts) -> bytes:
     return b"".join([frame_prefix(parts), *parts])
 
 
-def check_count(count: int) -> None:
+def check_count(count: int, max_parts: int = MAX_PARTS) -> None:
     """:class:`WireError` unless a message may have ``count`` parts."""
-    if not 2 <= count <= MAX_PARTS:
-        raise WireError(f"a message has 2 to {MAX_PARTS} parts, not {count}")
+    if not 2 <= count <= max_parts:
+        raise WireError(f"a message has 2 to {max_parts} parts, not {count}")
 
 
 def part_lengths(lengths: Buffer, count: int, limit: int) -> list[int]:
@@ -115,11 +115,11 @@ def split(body: memoryview, lengths: list[int], offset: int = 0) -> Parts:
     return parts
 
 
-def read_frame(limit: int) -> FrameReader:
+def read_frame(limit: int, max_parts: int = MAX_PARTS) -> FrameReader:
     """The one reader of the frame layout, free of I/O: it yields how many bytes it needs next and is sent
     them; it returns the parts.  :func:`unpack`, :func:`recv_message` and the host's stream reader drive it."""
     (count,) = _COUNT.unpack((yield _COUNT.size))
-    check_count(count)
+    check_count(count, max_parts)
     lengths = part_lengths((yield 8 * count), count, limit)
     body = yield sum(lengths)
     return split(memoryview(body), lengths)
@@ -167,9 +167,9 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytearray:
     return buffer
 
 
-def recv_message(sock: socket.socket, limit: int) -> Parts:
+def recv_message(sock: socket.socket, limit: int, max_parts: int = MAX_PARTS) -> Parts:
     """Read one message from a blocking stream socket."""
-    reader = read_frame(limit)
+    reader = read_frame(limit, max_parts)
     try:
         size = next(reader)
         while True:
@@ -178,9 +178,9 @@ def recv_message(sock: socket.socket, limit: int) -> Parts:
         return done.value  # type: ignore[no-any-return]
 
 
-async def read_message(stream: asyncio.StreamReader, limit: int) -> Parts:
+async def read_message(stream: asyncio.StreamReader, limit: int, max_parts: int = MAX_PARTS) -> Parts:
     """Read one message from an asyncio stream; EOF raises :class:`asyncio.IncompleteReadError`."""
-    reader = read_frame(limit)
+    reader = read_frame(limit, max_parts)
     try:
         size = next(reader)
         while True:

@@ -90,7 +90,8 @@ class GreenroomApp(ExtensionApp):
             raise RuntimeError("the greenroom extension runs inside a Jupyter server")
 
         def authenticators(host: Host) -> list[Authenticator]:
-            return [KernelTokens(host.credentials), JupyterUsers()]
+            kernels = serverapp.kernel_manager
+            return [KernelTokens(host.credentials, kernels.__contains__, kernels_are_owners=True), JupyterUsers()]
 
         self.embedding = HostEmbedding(
             self.host_config(),

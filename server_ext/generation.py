@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenroom.errors import ExecutionTerminatedError, WireError
-from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request, Role
+from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request, Role, runtime_message_limit
 from greenroom.wire import Part, Parts, Route
 
 from .config import HostConfig
@@ -152,7 +152,7 @@ class Generation:
             self._attach_worker(link)
         try:
             while True:
-                route, parts = await link.receive(self.config.max_message_size)
+                route, parts = await link.receive(runtime_message_limit(self.config.max_message_size))
                 self._dispatch(link, route, parts)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the process ended or closed its socket

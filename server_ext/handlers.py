@@ -99,7 +99,7 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
             elif kind == Kind.STATUS:
                 reply = Reply.of_value(host.status())
             elif kind == Kind.RELOAD:
-                reply = Reply.of_value(await host.reload())
+                reply = await host.reload(self.caller)
             else:
                 reply = Reply.of_error(
                     WireError(

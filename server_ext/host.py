@@ -36,6 +36,8 @@ __all__ = ["Host"]
 EMPTY_SESSION: tuple[Part, list[Part]] = (b"{}", [])
 #: Attempts at a call whose worker was gone before the call reached it (nothing ran).
 CALL_ATTEMPTS = 3
+#: Seconds between forced reloads (each re-runs every notebook).
+FORCED_RELOAD_INTERVAL = 2.0
 
 
 class Host:
@@ -67,6 +69,7 @@ class Host:
         self.in_flight: dict[str, int] = {}
         self.stopping = False
         self.call_ids = 0
+        self._last_forced_reload = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -228,7 +231,26 @@ class Host:
             "calls_in_flight": sum(self.in_flight.values()),
         }
 
-    async def reload(self) -> dict[str, Any]:
-        """Rescan and reload now, even if nothing changed on disk."""
+    async def reload(self, caller: Caller) -> Reply:
+        """Rescan and reload now, even if nothing changed on disk: the server's owner only (it re-runs every
+        notebook and, in persistent mode, resets everyone's globals), at most once per
+        ``FORCED_RELOAD_INTERVAL`` seconds; requests while one runs share it."""
+        if not caller.owner:
+            return Reply.of_error(
+                PermissionError(
+                    "a forced reload is for the server's owner; saving a server notebook reloads it for everyone"
+                )
+            )
+        loop = asyncio.get_running_loop()
+        if not self.reloader.forcing():
+            wait = self._last_forced_reload + FORCED_RELOAD_INTERVAL - loop.time()
+            if wait > 0:
+                return Reply.of_error(
+                    errors.GreenroomError(
+                        f"the server notebooks were reloaded less than {FORCED_RELOAD_INTERVAL:g} s ago; "
+                        f"try again in {wait:.1f} s"
+                    )
+                )
+            self._last_forced_reload = loop.time()
         await self.reloader.reload_now()
-        return self.status()
+        return Reply.of_value(self.status())

@@ -10,7 +10,7 @@ app accepts its kernels only.  Refusals happen before the WebSocket opens.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,11 +29,14 @@ TOKEN_HEADER = "X-Greenroom-Token"
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who makes a call; ``session_key`` names the session dict the host keeps for it."""
+    """Who makes a call; ``session_key`` names the session dict the host keeps for it.  An ``owner`` (the
+    server's user: its token, the runtime file's token, or its own kernels inside Jupyter) may also force
+    a reload; other callers may only call."""
 
     client_type: str  # "kernel", "local", "user" or "server" (a nested call)
     client_id: str
     session_key: str
+    owner: bool = False
 
 
 #: The caller of a server-to-server call that has no caller of its own.
@@ -49,10 +52,14 @@ class Authenticator(Protocol):
 
 
 class KernelTokens:
-    """The greenroom tokens: a kernel's (an HMAC of its id) and the runtime file's local token."""
+    """The greenroom tokens: a kernel's (an HMAC of its id, accepted while that kernel lives) and the runtime
+    file's local token.  ``kernels_are_owners``: inside a Jupyter server the kernels are its user's; in a
+    published app they are its visitors'."""
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, is_live: Callable[[str], bool], *, kernels_are_owners: bool) -> None:
         self.credentials = credentials
+        self.is_live = is_live
+        self.kernels_are_owners = kernels_are_owners
 
     async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
         token = handler.request.headers.get(TOKEN_HEADER, "")
@@ -60,10 +67,12 @@ class KernelTokens:
             return None
         kernel_id = handler.request.headers.get(KERNEL_ID_HEADER, "")
         if kernel_id and self.credentials.check(f"kernel:{kernel_id}", token):
-            return Caller("kernel", kernel_id, f"kernel:{kernel_id}")
+            if not self.is_live(kernel_id):
+                raise web.HTTPError(403, "greenroom: the token of a kernel that has shut down")
+            return Caller("kernel", kernel_id, f"kernel:{kernel_id}", owner=self.kernels_are_owners)
         if not kernel_id and self.credentials.check(LOCAL_ID, token):
             connection = uuid.uuid4().hex
-            return Caller("local", connection, f"local:{connection}")
+            return Caller("local", connection, f"local:{connection}", owner=True)
         raise web.HTTPError(403, "greenroom: wrong token")
 
 
@@ -79,7 +88,7 @@ class JupyterUsers:
         if not await ensure_async(authorizer.is_authorized(handler, user, "execute", AUTH_RESOURCE)):
             raise web.HTTPError(403, f"greenroom: user {getattr(user, 'username', '')!r} may not call server functions")
         connection = uuid.uuid4().hex
-        return Caller("user", getattr(user, "username", "") or "user", f"user:{connection}")
+        return Caller("user", getattr(user, "username", "") or "user", f"user:{connection}", owner=True)
 
 
 async def authenticate(authenticators: Sequence[Authenticator], handler: web.RequestHandler) -> Caller:

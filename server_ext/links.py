@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from greenroom.errors import WireError
-from greenroom.protocol import CallResult, Kind, Role
+from greenroom.protocol import RUNTIME_MAX_PARTS, CallResult, Kind, Role
 from greenroom.wire import Parts, Route, frame_prefix, parse_route, read_message, route_bytes
 
 from .identity import Caller
@@ -61,7 +61,7 @@ class Link:
         self.writer.writelines([frame_prefix(parts), *parts])
 
     async def receive(self, limit: int) -> tuple[Route, Parts]:
-        parts = await read_message(self.reader, limit)
+        parts = await read_message(self.reader, limit, RUNTIME_MAX_PARTS)
         return parse_route(parts[0], limit), parts  # a runtime process's header may carry its output
 
     def close(self) -> None:

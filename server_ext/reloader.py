@@ -95,6 +95,10 @@ class Reloader:
         except TimeoutError:
             return self.serving
 
+    def forcing(self) -> bool:
+        """A forced reload is running."""
+        return self._forced is not None and not self._forced.done()
+
     async def reload_now(self) -> None:
         """Rescan and reload even if nothing changed on disk; concurrent requests share one reload."""
         if self._forced is None or self._forced.done():

@@ -8,55 +8,22 @@ host and are never listed, rendered or served by any URL.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import unquote
 
-from tornado import httputil
-from tornado.routing import Matcher, Rule
+from tornado.routing import Rule
 from tornado.web import ErrorHandler
 from voila.app import Voila
 
 from .application import GreenroomApp
 from .embedding import HostEmbedding
+from .guard import SERVER_SUFFIX, ServerNotebookMatcher
 from .host import Host
 from .identity import Authenticator, KernelTokens
 from .kernels import reachable_url
 
-__all__ = ["GreenroomVoila", "ServerNotebookMatcher", "launch"]
-
-SERVER_SUFFIX = ".server.ipynb"
-
-
-class ServerNotebookMatcher(Matcher):
-    """Matches any request whose decoded path or query names a server notebook.
-
-    A server notebook is any ``*.server.ipynb``, anything the ``server_notebooks`` patterns match, and
-    any notebook ``notebooks()`` (the host's current list) names.
-    """
-
-    def __init__(self, patterns: Sequence[str], notebooks: Callable[[], Iterable[str]]) -> None:
-        self.patterns = [pattern.lower() for pattern in patterns]
-        self.notebooks = notebooks
-
-    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
-        for text in (request.path or "", request.query or ""):
-            decoded = unquote(unquote(text)).replace("\\", "/")
-            if self.names_server_notebook(decoded):
-                return {}
-        return None
-
-    def names_server_notebook(self, text: str) -> bool:
-        lowered = text.lower()
-        if SERVER_SUFFIX in lowered:
-            return True
-        words = [word for word in lowered.replace("=", "/").replace("&", "/").split("/") if word]
-        if any(fnmatch.fnmatch(word, pattern) for word in words for pattern in self.patterns):
-            return True
-        return any(notebook.lower() in lowered for notebook in self.notebooks())
+__all__ = ["GreenroomVoila", "launch"]
 
 
 class GreenroomVoila(Voila):
@@ -71,7 +38,8 @@ class GreenroomVoila(Voila):
         self.contents_manager.hide_globs = [*self.contents_manager.hide_globs, *hidden]
 
         def authenticators(host: Host) -> list[Authenticator]:
-            return [KernelTokens(host.credentials)]  # the app's own kernels only: visitors run no code
+            # the app's own kernels only (visitors run no code), and they are the visitors', not the owner's
+            return [KernelTokens(host.credentials, self.kernel_manager.__contains__, kernels_are_owners=False)]
 
         self.greenroom = HostEmbedding(
             greenroom_app.host_config(),
@@ -96,7 +64,7 @@ class GreenroomVoila(Voila):
         host = self.greenroom_host
         own = [
             Rule(
-                ServerNotebookMatcher(host.config.server_notebooks, lambda: host.reloader.notebooks),
+                ServerNotebookMatcher(host.root, host.config.server_notebooks, lambda: host.reloader.notebooks),
                 ErrorHandler,
                 {"status_code": 404},
             ),

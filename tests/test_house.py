@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import pytest
 
-from greenroom.protocol import Kind, Reply
+from greenroom.protocol import Kind, Reply, runtime_message_limit
 from greenroom.server_ext.application import GreenroomApp
 from greenroom.server_ext.config import HostConfig
 from greenroom.server_ext.host import Host
@@ -88,7 +88,8 @@ async def test_an_oversized_message_from_a_runtime_process_drops_only_its_link_a
         "key": bare_host.reloader.place.key,
     }
     writer.write(pack([route_bytes(hello), b""]))
-    writer.write(struct.pack("!IQQ", 2, 10, bare_host.config.max_message_size))  # claims more than allowed
+    too_large = runtime_message_limit(bare_host.config.max_message_size)  # with the header part: one too many
+    writer.write(struct.pack("!IQQ", 2, 10, too_large))
     assert await reader.read() == b""
     writer.close()
     assert any("4343" in message and "larger than the limit" in message for message in bare_host.records.messages)

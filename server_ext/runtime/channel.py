@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 
-from greenroom.protocol import Kind
+from greenroom.protocol import RUNTIME_MAX_PARTS, Kind, runtime_message_limit
 from greenroom.wire import Parts, Route, parse_route, recv_message, route_bytes, send_message
 
 __all__ = ["Channel", "die_with_parent"]
@@ -27,10 +27,10 @@ def die_with_parent() -> None:
 class Channel:
     """A blocking message channel to the host."""
 
-    def __init__(self, path: str, limit: int) -> None:
+    def __init__(self, path: str, max_message_size: int) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
-        self.limit = limit
+        self.limit = runtime_message_limit(max_message_size)
 
     def send(self, route: Route) -> None:
         """Send a control message: a route and an empty payload."""
@@ -41,7 +41,7 @@ class Channel:
         send_message(self.sock, parts)
 
     def receive(self) -> tuple[Route, Parts]:
-        parts = recv_message(self.sock, self.limit)
+        parts = recv_message(self.sock, self.limit, RUNTIME_MAX_PARTS)
         return parse_route(parts[0]), parts
 
     def hello(self, role: str, generation: int) -> None:

@@ -19,7 +19,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 from greenroom.api import CallContext, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
-from greenroom.errors import NoServerFunctionError, WireError
+from greenroom.errors import NoServerFunctionError, SerializationError, WireError
 from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, Role, error_payload
 from greenroom.registry import ServerFunction, functions
 from greenroom.wire import Part, parse_route
@@ -90,14 +90,20 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (used + limit, used + limit))
 
 
-def _run(request: CallRequest, entry: ServerFunction | None = None) -> CallResult:
+def _check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> None:
+    size = len(payload) + sum(len(buffer) for buffer in buffers)
+    if size > limit:
+        raise SerializationError(f"{what}: {size} bytes encoded, more than max_message_size ({limit} bytes)")
+
+
+def _run(request: CallRequest, limit: int, entry: ServerFunction | None = None) -> CallResult:
     entry = entry or functions.by_name.get(request.name)
     output = BoundedOutput()
     try:
         if entry is None:
             raise NoServerFunctionError(f"no server function named {request.name!r}")
         args, kwargs = decode_arguments(request.payload, request.buffers)
-        session = decode_json(request.session, request.session_buffers)
+        session = decode_json(request.session, request.session_buffers, from_client=True)
         if not isinstance(session, dict):
             raise WireError("session must be a dict")
         context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id))
@@ -106,7 +112,9 @@ def _run(request: CallRequest, entry: ServerFunction | None = None) -> CallResul
             if inspect.iscoroutine(value):
                 value = asyncio.run(value)
         payload, buffers = encode_json(value, "return value")
+        _check_size("return value", payload, buffers, limit)
         session_out, session_buffers = encode_json(session, "session")
+        _check_size("server.session", session_out, session_buffers, limit)
         result = CallResult(request.call_id, True, payload, buffers)
         if session_buffers or session_out != bytes(request.session):
             result.session, result.session_buffers = session_out, session_buffers
@@ -121,7 +129,8 @@ def warm_up() -> None:
     """Run one trivial call through the whole call path, so its lazy first-use work is done once in the
     template, before any fork, instead of in every fresh worker."""
     parts = CallRequest(0, "(warm-up)", ("none", ""), b"[[1,2],{}]", []).pack()
-    _run(CallRequest.unpack(parse_route(parts[0]), parts), ServerFunction("(warm-up)", lambda a, b: a + b)).pack()
+    warm = ServerFunction("(warm-up)", lambda a, b: a + b)
+    _run(CallRequest.unpack(parse_route(parts[0]), parts), 1 << 20, warm).pack()
 
 
 def run_worker(channel_path: str, generation: int, persistent: bool, memory_limit: int, limit: int) -> None:
@@ -140,7 +149,15 @@ def run_worker(channel_path: str, generation: int, persistent: bool, memory_limi
             route, parts = channel.receive()
             if route["kind"] != Kind.CALL:
                 continue
-            channel.send_parts(_run(CallRequest.unpack(route, parts)).pack())
+            try:
+                request = CallRequest.unpack(route, parts)
+            except WireError as error:  # answered, and the worker (with its state) keeps running
+                call_id = route.get("cid")
+                channel.send_parts(
+                    CallResult(call_id if isinstance(call_id, int) else 0, False, error_payload(error)).pack()
+                )
+                continue
+            channel.send_parts(_run(request, limit).pack())
             if not persistent:
                 break
     except (EOFError, ConnectionError):
