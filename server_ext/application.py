@@ -42,7 +42,26 @@ class GreenroomApp(ExtensionApp):
     ).tag(config=True)
     max_message_size = Int(
         128 * 1024 * 1024,
-        help="Largest message, in bytes, accepted from a client or a worker.",
+        help="Largest message, in bytes, accepted from a client or a worker (Media travel as binary frames in it).",
+    ).tag(config=True)
+    max_payload_size = Int(
+        16 * 1024 * 1024,
+        help="Largest JSON part of a call (its arguments without Media), in bytes; larger calls are refused "
+        "before they take a worker. Send large data as Media.",
+    ).tag(config=True)
+    max_values = Int(
+        1_000_000,
+        help="Most values (list items, dict entries, containers) a worker decodes from one call's arguments or "
+        "session; more is refused with SerializationError before decoding.",
+    ).tag(config=True)
+    max_session_bytes = Int(
+        256 * 1024 * 1024,
+        help="Most bytes of arguments one session may have in flight (running or waiting for a worker).",
+    ).tag(config=True)
+    max_workers_per_session = Int(
+        0,
+        help="Most workers the calls of one session may hold at once, so that others never wait behind it "
+        "(0: half of max_workers, at least 1).",
     ).tag(config=True)
     max_calls_per_session = Int(
         64,
@@ -58,8 +77,9 @@ class GreenroomApp(ExtensionApp):
         help="Most workers alive at once, in both modes; more calls wait for a worker (within their timeout).",
     ).tag(config=True)
     worker_memory_limit = Int(
-        0,
-        help="Bytes each worker may allocate beyond what the loaded notebooks use (0: no limit).",
+        -1,
+        help="Bytes of address space each worker may allocate beyond what the loaded notebooks use "
+        "(-1: twice the template's size, at least 1 GiB; 0: no limit).",
     ).tag(config=True)
     reload_poll_interval = Float(
         1.0,

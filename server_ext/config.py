@@ -22,11 +22,15 @@ class HostConfig:
     persistent: bool = False
     call_timeout: float = 30.0
     max_message_size: int = 128 * 1024 * 1024
+    max_payload_size: int = 16 * 1024 * 1024
+    max_values: int = 1_000_000
+    max_session_bytes: int = 256 * 1024 * 1024
     max_calls_per_session: int = 64
     prefork: int = 2
     workers: int = 2
     max_workers: int = 8
-    worker_memory_limit: int = 0
+    max_workers_per_session: int = 0
+    worker_memory_limit: int = -1
     reload_poll_interval: float = 1.0
     load_timeout: float = 120.0
     python: str = ""
@@ -37,17 +41,30 @@ class HostConfig:
                 raise ValueError(
                     f"GreenroomApp.{name} must be a positive number of seconds, not {getattr(self, name)!r}"
                 )
-        for name in ("max_message_size", "max_calls_per_session"):
+        for name in (
+            "max_message_size",
+            "max_payload_size",
+            "max_values",
+            "max_session_bytes",
+            "max_calls_per_session",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"GreenroomApp.{name} must be at least 1, not {getattr(self, name)!r}")
-        if self.worker_memory_limit < 0:
-            raise ValueError("GreenroomApp.worker_memory_limit must be 0 (no limit) or a number of bytes")
+        if self.worker_memory_limit < -1:
+            raise ValueError(
+                "GreenroomApp.worker_memory_limit must be -1 (automatic), 0 (no limit) or a number of bytes"
+            )
+        if self.max_workers_per_session < 0:
+            raise ValueError("GreenroomApp.max_workers_per_session must be 0 (half of max_workers) or more")
         # At least one worker is ever kept; max_workers never falls below what the other two ask for.
         prefork, workers = max(1, int(self.prefork)), max(1, int(self.workers))
         object.__setattr__(self, "server_notebooks", tuple(self.server_notebooks))
         object.__setattr__(self, "prefork", prefork)
         object.__setattr__(self, "workers", workers)
-        object.__setattr__(self, "max_workers", max(prefork, workers, int(self.max_workers)))
+        max_workers = max(prefork, workers, int(self.max_workers))
+        object.__setattr__(self, "max_workers", max_workers)
+        per_session = self.max_workers_per_session or max(1, max_workers // 2)
+        object.__setattr__(self, "max_workers_per_session", min(per_session, max_workers))
         object.__setattr__(self, "python", self.python or sys.executable)
 
     @classmethod

@@ -9,7 +9,6 @@ where the runtime socket is, and callbacks (run a nested call; "I am lost"; "I e
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -27,11 +26,12 @@ from .discovery import Signature
 from .identity import SERVER_CALLER, Caller
 from .links import Link
 from .looptasks import LoopTasks
+from .scheduler import FairQueue
 
 __all__ = ["Generation", "LoadFailed", "NotStarted", "RuntimePlace"]
 
-#: Runs a server-to-server call for a caller: (caller, function name, payload, buffers) -> reply.
-NestedCall = Callable[[Caller, str, Part, list[Part]], Awaitable[Reply]]
+#: Runs a server-to-server call: (caller, function name, payload, buffers, queue key) -> reply.
+NestedCall = Callable[[Caller, str, Part, list[Part], str], Awaitable[Reply]]
 
 
 class LoadFailed(Exception):
@@ -84,10 +84,8 @@ class Generation:
         self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.functions: dict[str, dict[str, Any]] = {}
         self.errors: list[LoadError] = []
-        self.idle: collections.deque[Link] = collections.deque()
-        self.waiters: collections.deque[asyncio.Future[Link]] = collections.deque()
+        self.queue: FairQueue[Link] = FairQueue(config.max_workers_per_session)
         self.spawning = 0
-        self.busy = 0
         self.links: set[Link] = set()
         self.retired = False
         self.calls_done = 0
@@ -105,6 +103,8 @@ class Generation:
             str(self.number),
             "--root",
             place.root,
+            "--max-values",
+            str(config.max_values),
             "--memory-limit",
             str(config.worker_memory_limit),
             "--max-message-size",
@@ -177,9 +177,9 @@ class Generation:
             raise WireError(f"unexpected message kind {kind!r} from a worker")
 
     async def _nested(self, link: Link, request: Request) -> None:
-        reply = await self.nested_call(
-            link.caller or SERVER_CALLER, str(request.name), request.payload, request.buffers
-        )
+        caller = link.caller or SERVER_CALLER
+        queue_key = f"{link.queue_key or caller.session_key}>"  # never waits behind the call that made it
+        reply = await self.nested_call(caller, str(request.name), request.payload, request.buffers, queue_key)
         with contextlib.suppress(ConnectionResetError):
             link.send_parts(reply.pack(request.request_id))
 
@@ -189,25 +189,30 @@ class Generation:
             link.reply.set_exception(ExecutionTerminatedError("worker ended"))
         if link.role == Role.WORKER:
             self.links.discard(link)
-            if link in self.idle:
-                self.idle.remove(link)
+            if link in self.queue.idle:
+                self.queue.idle.remove(link)
             self._replenish()
         elif not self.retired:
             self.log.warning("runtime generation %d lost its template process", self.number)
             self.lost()
 
     # -- workers -----------------------------------------------------------
+    @property
+    def busy(self) -> int:
+        """Workers running a call now."""
+        return self.queue.busy
+
     def _target(self) -> int:
         """How many workers should be idle or being forked: never more than ``max_workers`` alive."""
-        config = self.config
+        config, busy, waiting = self.config, self.queue.busy, self.queue.eligible_waiting()
         if config.persistent:
-            return max(config.workers, min(self.busy + len(self.waiters), config.max_workers)) - self.busy
-        return max(0, min(config.prefork + len(self.waiters), config.max_workers - self.busy))
+            return max(config.workers, min(busy + waiting, config.max_workers)) - busy
+        return max(0, min(config.prefork + waiting, config.max_workers - busy))
 
     def _replenish(self) -> None:
         if self.retired or self.template is None or self.template.closed:
             return
-        deficit = self._target() - len(self.idle) - self.spawning
+        deficit = self._target() - len(self.queue.idle) - self.spawning
         if deficit > 0:
             self.spawning += deficit
             self.template.send({"kind": Kind.SPAWN, "count": deficit})
@@ -218,51 +223,41 @@ class Generation:
         if self.retired:
             link.close()
             return
-        self._offer(link)
+        self.queue.put(link)
 
-    def _offer(self, link: Link) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                self.busy += 1
-                waiter.set_result(link)
-                return
-        self.idle.append(link)
-
-    async def acquire(self) -> Link:
-        """A worker for one call: an idle one, else wait for one being forked."""
+    async def acquire(self, key: str) -> Link:
+        """A worker for one call of session ``key``: an idle one, else wait for one (forked, or freed by a
+        call) in turn with the other sessions, never holding more than ``max_workers_per_session``."""
         if self.retired:
             raise NotStarted
-        while self.idle:
-            link = self.idle.popleft()
+        while (link := self.queue.take(key)) is not None:
             if not link.closed:
-                self.busy += 1
-                if not self.idle:
+                if not self.queue.idle:
                     self._replenish()  # the last spare: fork now; otherwise after the call (release), off its path
                 return link
-        waiter: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
+            self.queue.done(key)
+        waiter = self.queue.wait(key)
         self._replenish()
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release(waiter.result())
+                self.release(waiter.result(), key)
             raise
         finally:
-            if waiter in self.waiters:
-                self.waiters.remove(waiter)
+            self.queue.forget(key, waiter)
 
-    def release(self, link: Link) -> None:
-        """Give a worker back after a call; fresh-state workers are never reused."""
-        self.busy = max(0, self.busy - 1)
+    def release(self, link: Link, key: str) -> None:
+        """Give a worker back after a call of ``key``; fresh-state workers are never reused."""
         self.calls_done += 1
-        if self.config.persistent and not self.retired and not link.closed:
-            self._offer(link)
-        else:
+        reusable = self.config.persistent and not self.retired and not link.closed
+        if not reusable:
             link.close()
+        self.queue.done(key)
+        if reusable:
+            self.queue.put(link)
         self._replenish()
-        if self.retired and self.busy == 0:
+        if self.retired and self.queue.busy == 0:
             self.stop()
 
     def kill(self, link: Link) -> None:
@@ -285,12 +280,10 @@ class Generation:
     def retire(self) -> None:
         """Finish the calls in flight, then stop."""
         self.retired = True
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_exception(NotStarted())  # the caller retries on the serving generation
-        while self.idle:
-            self.idle.popleft().close()
-        if self.busy == 0:
+        self.queue.fail_waiting(NotStarted())  # the callers retry on the serving generation
+        while self.queue.idle:
+            self.queue.idle.popleft().close()
+        if self.queue.busy == 0:
             self.stop()
 
     def stop(self) -> None:
@@ -321,7 +314,7 @@ class Generation:
             "notebooks": self.notebooks,
             "functions": sorted(self.functions),
             "load_errors": [error.to_data() for error in self.errors],
-            "idle_workers": len(self.idle),
-            "busy_workers": self.busy,
+            "idle_workers": len(self.queue.idle),
+            "busy_workers": self.queue.busy,
             "calls_done": self.calls_done,
         }

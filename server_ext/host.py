@@ -67,6 +67,7 @@ class Host:
         )
         self.sessions: dict[str, tuple[Part, list[Part]]] = {}
         self.in_flight: dict[str, int] = {}
+        self.in_flight_bytes: dict[str, int] = {}
         self.stopping = False
         self.call_ids = 0
         self._last_forced_reload = float("-inf")
@@ -114,27 +115,50 @@ class Host:
             self.sessions.pop(caller.session_key, None)
 
     # -- calls -------------------------------------------------------------
-    async def call(self, caller: Caller, name: str, payload: Part, buffers: list[Part]) -> Reply:
-        """Run ``name`` for ``caller``; always returns a reply, errors included."""
-        count = self.in_flight.get(caller.session_key, 0)
-        if count >= self.config.max_calls_per_session:
-            return Reply.of_error(
-                errors.GreenroomError(
-                    f"too many concurrent calls from this session (limit {self.config.max_calls_per_session}); "
-                    "wait for some to finish"
-                )
-            )
-        self.in_flight[caller.session_key] = count + 1
+    async def call(
+        self, caller: Caller, name: str, payload: Part, buffers: list[Part], queue_key: str | None = None
+    ) -> Reply:
+        """Run ``name`` for ``caller``; always returns a reply, errors included.  Calls wait for a worker in
+        turn by ``queue_key`` (the caller's session; a nested call's is its caller's, one level down)."""
+        key = caller.session_key
+        refusal = self._refusal(key, payload, buffers)
+        if refusal is not None:
+            return Reply.of_error(refusal)
+        size = len(payload) + sum(len(buffer) for buffer in buffers)
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self.in_flight_bytes[key] = self.in_flight_bytes.get(key, 0) + size
         try:
-            return await self._call(caller, name, payload, buffers)
+            return await self._call(caller, name, payload, buffers, queue_key or key)
         finally:
-            remaining = self.in_flight.get(caller.session_key, 1) - 1
-            if remaining > 0:
-                self.in_flight[caller.session_key] = remaining
-            else:
-                self.in_flight.pop(caller.session_key, None)
+            for counts, amount in ((self.in_flight, 1), (self.in_flight_bytes, size)):
+                remaining = counts.get(key, amount) - amount
+                if remaining > 0:
+                    counts[key] = remaining
+                else:
+                    counts.pop(key, None)
 
-    async def _call(self, caller: Caller, name: str, payload: Part, buffers: list[Part]) -> Reply:
+    def _refusal(self, key: str, payload: Part, buffers: list[Part]) -> errors.GreenroomError | None:
+        """Why a call is refused before it takes a worker, if it is."""
+        config = self.config
+        if self.in_flight.get(key, 0) >= config.max_calls_per_session:
+            return errors.GreenroomError(
+                f"too many concurrent calls from this session (limit {config.max_calls_per_session}); "
+                "wait for some to finish"
+            )
+        if len(payload) > config.max_payload_size:
+            return errors.SerializationError(
+                f"arguments: {len(payload)} bytes of JSON, more than max_payload_size ({config.max_payload_size} "
+                "bytes); send large data as Media"
+            )
+        size = len(payload) + sum(len(buffer) for buffer in buffers)
+        if self.in_flight_bytes.get(key, 0) + size > config.max_session_bytes:
+            return errors.GreenroomError(
+                f"this session already has {self.in_flight_bytes.get(key, 0)} bytes of arguments in flight; with "
+                f"{size} more it would pass max_session_bytes ({config.max_session_bytes}): wait for calls to finish"
+            )
+        return None
+
+    async def _call(self, caller: Caller, name: str, payload: Part, buffers: list[Part], queue_key: str) -> Reply:
         loop = asyncio.get_running_loop()
         reloader = self.reloader
         for _attempt in range(CALL_ATTEMPTS):
@@ -149,7 +173,7 @@ class Host:
                 self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers, session, session_buffers
             )
             try:
-                result = await self._run(generation, caller, request, timeout, loop.time() + timeout)
+                result = await self._run(generation, caller, queue_key, request, timeout, loop.time() + timeout)
             except NotStarted:
                 continue  # the worker or its generation was gone before the call reached it: nothing ran
             if isinstance(result, Reply):
@@ -164,14 +188,20 @@ class Host:
         )
 
     async def _run(
-        self, generation: Generation, caller: Caller, request: CallRequest, timeout: float, deadline: float
+        self,
+        generation: Generation,
+        caller: Caller,
+        queue_key: str,
+        request: CallRequest,
+        timeout: float,
+        deadline: float,
     ) -> CallResult | Reply:
         """Hand ``request`` to a worker of ``generation`` and wait for its result, or a reply saying why not."""
         link: Link | None = None
         try:
             async with asyncio.timeout_at(deadline):  # one timer for waiting for a worker and for the answer
-                link = await generation.acquire()
-                link.caller = caller
+                link = await generation.acquire(queue_key)
+                link.caller, link.queue_key = caller, queue_key
                 link.reply = asyncio.get_running_loop().create_future()
                 link.send_parts(request.pack())
                 if link.writer.transport.is_closing():
@@ -204,7 +234,7 @@ class Host:
                     nested.cancel()  # server-to-server calls stop with the call that made them
                 link.reply = None
                 link.caller = None
-                generation.release(link)
+                generation.release(link, queue_key)
 
     def _no_function(self, name: str, generation: Generation | None) -> Reply:
         message = f"no server function named {name!r}"

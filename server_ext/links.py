@@ -45,6 +45,8 @@ class Link:
         self.reply: asyncio.Future[CallResult] | None = None
         #: Who made that call: server-to-server calls it makes run as the same caller.
         self.caller: Caller | None = None
+        #: The queue its call waited in: server-to-server calls it makes wait in a queue one level down.
+        self.queue_key = ""
         self.nested: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ def runtime_pids(host) -> list[int]:
     for generation in host.reloader.generations.values():
         if generation.process is not None:
             pids.append(generation.process.pid)
-        pids.extend(link.pid for link in generation.idle)
+        pids.extend(link.pid for link in generation.queue.idle)
     return pids
 
 

@@ -4,15 +4,16 @@ files, forced reloads by anyone, messages one part too long for the worker, toke
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from greenroom import BlobMedia, URLMedia
-from greenroom.codec import MAX_BUFFERS
+from greenroom.codec import MAX_BUFFERS, count_values, decode_arguments
 from greenroom.errors import GreenroomError, SerializationError
 from greenroom.server_ext.identity import Caller
-from greenroom.wire import pack, route_bytes
-from helpers import SECRET, write_notebook
+from greenroom.wire import pack, route_bytes, unpack
+from helpers import SECRET, Client, wait_until, write_notebook
 
 SOURCE = f'''
 from greenroom import server
@@ -44,6 +45,17 @@ def count(*media):
 @server.callable
 def keep(media):
     server.session["kept"] = media
+
+@server.callable
+def slow(seconds):
+    import time
+    time.sleep(seconds)
+
+@server.callable
+def hold(media):
+    import time
+    time.sleep(1)
+    return len(media.get_bytes())
 '''
 
 
@@ -111,3 +123,70 @@ async def test_a_raw_message_of_the_most_parts_does_not_kill_the_worker(client, 
     ws.close()
     assert route is not None and route["ok"], route
     assert await client.call("bump") == 2
+
+
+def test_a_payload_of_millions_of_values_is_refused_before_decoding():
+    flood = b"[[" + b"[]," * 2_000_000 + b"[]],{}]"  # about 6 MiB: 2 million empty lists
+    with pytest.raises(SerializationError, match="values, more than the 1,000,000"):
+        decode_arguments(flood, [], max_values=1_000_000)
+    text = json.dumps([[",[{" * 400_000], {}]).encode()  # brackets and commas inside a string are one value
+    assert decode_arguments(text, [], max_values=10) == ([",[{" * 400_000], {})
+    assert count_values(b'[1, "a,b", {"k": [2, 3]}]') == 6  # 3 containers, 3 commas outside the string
+
+
+@pytest.mark.parametrize("greenroom_config", [{"persistent": True, "workers": 4, "max_workers": 4}])
+async def test_one_session_holds_at_most_its_share_of_the_workers(host, base_url, jp_serverapp):
+    """An attacker's slow calls take half the workers; ten other clients' calls all finish before any of them."""
+    headers = {"Authorization": f"token {jp_serverapp.identity_provider.token}"}
+    attacker, honest = Client(base_url, headers), [Client(base_url, headers) for _ in range(10)]
+    finished: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def attack() -> None:
+        await attacker.call("slow", 2)
+        finished.append(("attacker", loop.time()))
+
+    async def call_honestly(client: Client) -> None:
+        for _ in range(20):
+            assert await client.call("bump") >= 1
+        finished.append(("honest", loop.time()))
+
+    try:
+        attacks = [asyncio.ensure_future(attack()) for _ in range(4)]
+        await wait_until(lambda: host.reloader.serving.busy == 2)  # its share: 2 of 4, the rest of its calls wait
+        await asyncio.gather(*(call_honestly(client) for client in honest))
+        await asyncio.gather(*attacks)
+    finally:
+        for client in (attacker, *honest):
+            client.close()
+    order = [who for who, _ in sorted(finished, key=lambda entry: entry[1])]
+    assert order == ["honest"] * 10 + ["attacker"] * 4
+
+
+async def test_heavy_payloads_are_refused_without_taking_workers_for_long(client, host, base_url, jp_serverapp):
+    from test_hostile import open_socket
+
+    flood = b"[[[" + b"[]," * 3_000_000 + b"[]]],{}]"  # about 9 MiB of JSON: 3 million values
+    ws = await open_socket(base_url, jp_serverapp.identity_provider.token)
+    for call_id in range(8):  # as many at once as there are workers
+        await ws.write_message(
+            pack([route_bytes({"kind": "call", "id": call_id, "name": "count"}), flood]), binary=True
+        )
+    for _ in range(8):
+        parts = unpack(await ws.read_message(), 1 << 30)
+        assert json.loads(bytes(parts[0]))["ok"] is False
+        assert "values, more than the 1,000,000" in json.loads(bytes(parts[1]))["message"]
+    ws.close()
+    with pytest.raises(SerializationError, match="max_payload_size"):
+        await client.call("count", "x" * (17 * 1024 * 1024))
+    assert await client.call("bump") == 1
+
+
+@pytest.mark.parametrize("greenroom_config", [{"max_session_bytes": 1_000_000}])
+async def test_the_bytes_a_session_has_in_flight_are_capped(client, host):
+    blob = BlobMedia("application/octet-stream", b"x" * 400_000)
+    calls = [asyncio.ensure_future(client.call("hold", blob)) for _ in range(2)]
+    await wait_until(lambda: sum(host.in_flight_bytes.values()) >= 800_000)
+    with pytest.raises(GreenroomError, match="max_session_bytes"):
+        await client.call("hold", blob)
+    assert await asyncio.gather(*calls) == [400_000, 400_000]

@@ -22,7 +22,7 @@ from greenroom.protocol import Kind, Role
 
 from .channel import Channel, die_with_parent
 from .loader import load_notebooks
-from .worker import run_worker, warm_up
+from .worker import WorkerOptions, run_worker, warm_up
 
 __all__ = ["main"]
 
@@ -40,11 +40,14 @@ class Template:
         if pid == 0:
             self.channel.sock.close()
             run_worker(
-                self.options.socket,
-                self.options.generation,
-                self.options.persistent,
-                self.options.memory_limit,
-                self.options.max_message_size,
+                WorkerOptions(
+                    self.options.socket,
+                    self.options.generation,
+                    self.options.persistent,
+                    self.options.memory_limit,
+                    self.options.max_message_size,
+                    self.options.max_values,
+                )
             )
         self.children.add(pid)
 
@@ -109,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generation", type=int, required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--persistent", action="store_true")
-    parser.add_argument("--memory-limit", type=int, default=0)
+    parser.add_argument("--memory-limit", type=int, default=-1)
     parser.add_argument("--max-message-size", type=int, default=1 << 27)
+    parser.add_argument("--max-values", type=int, default=1_000_000)
     options = parser.parse_args(argv)
     die_with_parent()
     notebooks = json.loads(sys.stdin.readline() or "[]")

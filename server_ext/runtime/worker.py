@@ -16,6 +16,7 @@ import signal
 import threading
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 
 from greenroom.api import CallContext, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
@@ -27,7 +28,7 @@ from greenroom.wire import Part, parse_route
 from .channel import Channel, die_with_parent
 from .loader import locate_frame
 
-__all__ = ["BoundedOutput", "run_worker", "warm_up"]
+__all__ = ["BoundedOutput", "WorkerOptions", "run_worker", "warm_up"]
 
 MAX_OUTPUT = 65536
 
@@ -82,11 +83,29 @@ class WorkerTransport:
         return await asyncio.to_thread(self.request, kind, name, payload, buffers)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """What a forked worker needs to know (the template's command line)."""
+
+    socket: str
+    generation: int
+    persistent: bool
+    memory_limit: int  # bytes beyond the template's size; -1: automatic; 0: none
+    max_message_size: int
+    max_values: int
+
+
+#: The automatic memory limit: twice the template's address space, and never less than this.
+AUTOMATIC_MEMORY_FLOOR = 1 << 30
+
+
 def _limit_memory(limit: int) -> None:
-    if limit <= 0:
+    if limit == 0:
         return
     with open("/proc/self/statm", encoding="ascii") as handle:
         used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    if limit < 0:
+        limit = max(AUTOMATIC_MEMORY_FLOOR, 2 * used)
     resource.setrlimit(resource.RLIMIT_AS, (used + limit, used + limit))
 
 
@@ -96,14 +115,16 @@ def _check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> N
         raise SerializationError(f"{what}: {size} bytes encoded, more than max_message_size ({limit} bytes)")
 
 
-def _run(request: CallRequest, limit: int, entry: ServerFunction | None = None) -> CallResult:
+def _run(request: CallRequest, options: WorkerOptions, entry: ServerFunction | None = None) -> CallResult:
     entry = entry or functions.by_name.get(request.name)
     output = BoundedOutput()
     try:
         if entry is None:
             raise NoServerFunctionError(f"no server function named {request.name!r}")
-        args, kwargs = decode_arguments(request.payload, request.buffers)
-        session = decode_json(request.session, request.session_buffers, from_client=True)
+        args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
+        session = decode_json(
+            request.session, request.session_buffers, from_client=True, max_values=options.max_values, what="session"
+        )
         if not isinstance(session, dict):
             raise WireError("session must be a dict")
         context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id))
@@ -112,9 +133,9 @@ def _run(request: CallRequest, limit: int, entry: ServerFunction | None = None) 
             if inspect.iscoroutine(value):
                 value = asyncio.run(value)
         payload, buffers = encode_json(value, "return value")
-        _check_size("return value", payload, buffers, limit)
+        _check_size("return value", payload, buffers, options.max_message_size)
         session_out, session_buffers = encode_json(session, "session")
-        _check_size("server.session", session_out, session_buffers, limit)
+        _check_size("server.session", session_out, session_buffers, options.max_message_size)
         result = CallResult(request.call_id, True, payload, buffers)
         if session_buffers or session_out != bytes(request.session):
             result.session, result.session_buffers = session_out, session_buffers
@@ -130,10 +151,11 @@ def warm_up() -> None:
     template, before any fork, instead of in every fresh worker."""
     parts = CallRequest(0, "(warm-up)", ("none", ""), b"[[1,2],{}]", []).pack()
     warm = ServerFunction("(warm-up)", lambda a, b: a + b)
-    _run(CallRequest.unpack(parse_route(parts[0]), parts), 1 << 20, warm).pack()
+    options = WorkerOptions("", 0, persistent=False, memory_limit=0, max_message_size=1 << 20, max_values=1 << 20)
+    _run(CallRequest.unpack(parse_route(parts[0]), parts), options, warm).pack()
 
 
-def run_worker(channel_path: str, generation: int, persistent: bool, memory_limit: int, limit: int) -> None:
+def run_worker(options: WorkerOptions) -> None:
     """Body of a forked worker; never returns."""
     code = 0
     try:
@@ -141,10 +163,10 @@ def run_worker(channel_path: str, generation: int, persistent: bool, memory_limi
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         random.seed()
-        _limit_memory(memory_limit)
-        channel = Channel(channel_path, limit)
+        _limit_memory(options.memory_limit)
+        channel = Channel(options.socket, options.max_message_size)
         server.set_transport(WorkerTransport(channel))
-        channel.hello(Role.WORKER, generation)
+        channel.hello(Role.WORKER, options.generation)
         while True:
             route, parts = channel.receive()
             if route["kind"] != Kind.CALL:
@@ -157,8 +179,8 @@ def run_worker(channel_path: str, generation: int, persistent: bool, memory_limi
                     CallResult(call_id if isinstance(call_id, int) else 0, False, error_payload(error)).pack()
                 )
                 continue
-            channel.send_parts(_run(request, limit).pack())
-            if not persistent:
+            channel.send_parts(_run(request, options).pack())
+            if not options.persistent:
                 break
     except (EOFError, ConnectionError):
         code = 0
