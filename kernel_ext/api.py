@@ -24,7 +24,7 @@ from .protocol import Kind, Reply
 from .registry import functions
 from .wire import Part
 
-__all__ = ["CallContext", "Server", "Transport", "connect", "server"]
+__all__ = ["CallContext", "CallSession", "Server", "Transport", "connect", "current_call_session", "server"]
 
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 MAX_NAME_LENGTH = 200
@@ -52,9 +52,29 @@ class CallContext:
     call_id: str = ""
 
 
+class CallSession:
+    """The running call's session: given (``value``), or fetched by ``load`` on first use."""
+
+    __slots__ = ("load", "value")
+
+    def __init__(self, value: dict[str, Any] | None = None, load: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.value = value
+        self.load = load
+
+    def get(self) -> dict[str, Any]:
+        if self.value is None:
+            self.value = self.load() if self.load is not None else {}
+        return self.value
+
+
+def current_call_session() -> CallSession | None:
+    """The session state of the call running in this context (None outside calls)."""
+    return _call_session.get()
+
+
 _quiet: contextvars.ContextVar[int] = contextvars.ContextVar("greenroom_quiet", default=0)
 #: The session dict and the caller of the server function running in this context (None outside calls).
-_call_session: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("greenroom_session", default=None)
+_call_session: contextvars.ContextVar[CallSession | None] = contextvars.ContextVar("greenroom_session", default=None)
 _call_context: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("greenroom_context", default=None)
 
 
@@ -175,9 +195,11 @@ class Server:
     # -- inside a call -----------------------------------------------------
     @property
     def session(self) -> dict[str, Any]:
-        """A dict per calling session, kept by the host across calls (a local dict outside calls)."""
-        session = _call_session.get()
-        return session if session is not None else self._local_session
+        """A dict per calling session, kept by the host across calls (a local dict outside calls).  A call's
+        first use of it waits until no other call of the same session holds it, so concurrent calls never
+        lose each other's changes; calls that never use it run concurrently."""
+        state = _call_session.get()
+        return state.get() if state is not None else self._local_session
 
     @property
     def context(self) -> CallContext:
@@ -185,9 +207,10 @@ class Server:
         return _call_context.get() or CallContext()
 
     @contextmanager
-    def running_call(self, session: dict[str, Any], context: CallContext) -> Iterator[None]:
+    def running_call(self, session: dict[str, Any] | CallSession, context: CallContext) -> Iterator[None]:
         """Set :attr:`session` and :attr:`context` for one call, in this context only (used by the runtime)."""
-        session_token = _call_session.set(session)
+        state = session if isinstance(session, CallSession) else CallSession(session)
+        session_token = _call_session.set(state)
         context_token = _call_context.set(context)
         try:
             yield

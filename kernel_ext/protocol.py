@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from .codec import decode_json, encode_json
 from .errors import WireError
@@ -29,9 +29,14 @@ __all__ = [
     "Reply",
     "Request",
     "Role",
+    "SessionParts",
     "error_payload",
     "runtime_message_limit",
 ]
+
+
+#: A session as it travels: its JSON payload and its Media buffers.
+SessionParts: TypeAlias = tuple[Part, list[Part]]
 
 
 class Kind:
@@ -44,6 +49,8 @@ class Kind:
     STATUS: Final = "status"
     RELOAD: Final = "reload"
     REPLY: Final = "reply"
+    #: A worker asks for its call's session on first use (answered by a REPLY carrying it as the value parts).
+    SESSION: Final = "session"
     # host <-> runtime (a worker's nested call is a CALL answered by a REPLY, like a client's)
     HELLO: Final = "hello"
     LOADED: Final = "loaded"
@@ -89,19 +96,24 @@ def error_payload(error: BaseException, locate: FrameLocator = _hide_frames) -> 
 
 @dataclass(slots=True)
 class Request:
-    """What a client asks: ``[route{kind, id, name?}, payload, *buffers]``."""
+    """What a client asks: ``[route{kind, id, name?}, payload, *buffers]``.
+
+    A worker's server-to-server call may lend the running call's session to the call it makes
+    (``session``: its payload and buffers, after the call's own buffers; the route then says ``nbuf``).
+    """
 
     kind: str
     request_id: int
     name: str | None = None
     payload: Part = b""
     buffers: list[Part] = field(default_factory=list)
+    session: SessionParts | None = None
 
     def pack(self) -> Parts:
         route: Route = {"kind": self.kind, "id": self.request_id}
         if self.name is not None:
             route["name"] = self.name
-        return [route_bytes(route), self.payload, *self.buffers]
+        return _with_session(route, [self.payload, *self.buffers], self.session)
 
     @classmethod
     def unpack(cls, route: Route, parts: Parts) -> Request:
@@ -111,7 +123,8 @@ class Request:
         if not isinstance(request_id, int) or isinstance(request_id, bool):
             raise WireError("every request needs an integer 'id'")
         name = route.get("name")
-        return cls(route["kind"], request_id, name if isinstance(name, str) else None, parts[1], list(parts[2:]))
+        buffers, session = _split_session(route, parts)
+        return cls(route["kind"], request_id, name if isinstance(name, str) else None, parts[1], buffers, session)
 
 
 @dataclass(slots=True)
@@ -124,6 +137,8 @@ class Reply:
     ok: bool
     payload: Part
     buffers: list[Part] = field(default_factory=list)
+    #: A server-to-server call's answer to a worker that lent it its session: the session as it left it.
+    session: SessionParts | None = None
 
     @classmethod
     def of_value(cls, value: Any) -> Reply:
@@ -136,11 +151,13 @@ class Reply:
         return cls(False, error_payload(error))
 
     def pack(self, request_id: int | None) -> Parts:
-        return [route_bytes({"kind": Kind.REPLY, "id": request_id, "ok": self.ok}), self.payload, *self.buffers]
+        route: Route = {"kind": Kind.REPLY, "id": request_id, "ok": self.ok}
+        return _with_session(route, [self.payload, *self.buffers], self.session)
 
     @classmethod
     def unpack(cls, route: Route, parts: Parts) -> Reply:
-        return cls(bool(route.get("ok")), parts[1], list(parts[2:]))
+        buffers, session = _split_session(route, parts)
+        return cls(bool(route.get("ok")), parts[1], buffers, session)
 
     def result(self) -> Any:
         """The value, or raise the error rebuilt from its data."""
@@ -158,15 +175,19 @@ class Reply:
 
 @dataclass(slots=True)
 class CallRequest:
-    """A call the host hands a worker, with the caller's session:
-    ``[route{kind: call, cid, name, caller, nbuf}, payload, session, *buffers, *session_buffers]``."""
+    """A call the host hands a worker:
+    ``[route{kind: call, cid, name, caller, nbuf, lent}, payload, session, *buffers, *session_buffers]``.
+
+    ``session`` is None (an empty part) when the worker asks for the session on its first use (a
+    :class:`Kind.SESSION` request, answered once the session's other calls let go of it); a server-to-server
+    call gets its caller's session lent instead (``lent``)."""
 
     call_id: int
     name: str
     caller: tuple[str, str]
     payload: Part
     buffers: list[Part]
-    session: Part = b"{}"
+    session: Part | None = None
     session_buffers: list[Part] = field(default_factory=list)
 
     def pack(self) -> Parts:
@@ -176,8 +197,10 @@ class CallRequest:
             "name": self.name,
             "caller": list(self.caller),
             "nbuf": len(self.buffers),
+            "lent": self.session is not None,
         }
-        return [route_bytes(route), self.payload, self.session, *self.buffers, *self.session_buffers]
+        session = self.session if self.session is not None else b""
+        return [route_bytes(route), self.payload, session, *self.buffers, *self.session_buffers]
 
     @classmethod
     def unpack(cls, route: Route, parts: Parts) -> CallRequest:
@@ -190,7 +213,7 @@ class CallRequest:
             (str(client_type), str(client_id)),
             parts[1],
             list(parts[3 : 3 + nbuf]),
-            parts[2],
+            parts[2] if route.get("lent") else None,
             list(parts[3 + nbuf :]),
         )
 
@@ -237,6 +260,21 @@ class CallResult:
 
     def reply(self) -> Reply:
         return Reply(self.ok, self.payload, self.buffers)
+
+
+def _with_session(route: Route, parts: Parts, session: SessionParts | None) -> Parts:
+    if session is None:
+        return [route_bytes(route), *parts]
+    route.update(session=True, nbuf=len(parts) - 1)
+    return [route_bytes(route), *parts, session[0], *session[1]]
+
+
+def _split_session(route: Route, parts: Parts) -> tuple[list[Part], SessionParts | None]:
+    """The buffers after the payload, and the session lent after them, if the route says one is."""
+    if not route.get("session"):
+        return list(parts[2:]), None
+    nbuf = _buffer_count(route, parts, 3)
+    return list(parts[2 : 2 + nbuf]), (parts[2 + nbuf], list(parts[3 + nbuf :]))
 
 
 def _buffer_count(route: Route, parts: Parts, fixed: int) -> int:

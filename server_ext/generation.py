@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenroom.errors import ExecutionTerminatedError, WireError
-from greenroom.protocol import CallResult, Kind, LoadError, Reply, Request, Role, runtime_message_limit
+from greenroom.protocol import (
+    CallResult,
+    Kind,
+    LoadError,
+    Reply,
+    Request,
+    Role,
+    SessionParts,
+    runtime_message_limit,
+)
 from greenroom.wire import Part, Parts, Route
 
 from .config import HostConfig
@@ -30,8 +39,10 @@ from .scheduler import FairQueue
 
 __all__ = ["Generation", "LoadFailed", "NotStarted", "RuntimePlace"]
 
-#: Runs a server-to-server call: (caller, function name, payload, buffers, queue key) -> reply.
-NestedCall = Callable[[Caller, str, Part, list[Part], str], Awaitable[Reply]]
+#: Runs a server-to-server call: (caller, function name, payload, buffers, queue key, lent session) -> reply.
+NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None], Awaitable[Reply]]
+#: Answers a worker's first use of its call's session: the session, once the call may hold it.
+LendSession = Callable[[Link], Awaitable[Reply]]
 
 
 class LoadFailed(Exception):
@@ -66,6 +77,7 @@ class Generation:
         tasks: LoopTasks,
         *,
         nested_call: NestedCall,
+        lend_session: LendSession,
         on_lost: Callable[[Generation], None],
         on_ended: Callable[[Generation], None],
     ) -> None:
@@ -77,6 +89,7 @@ class Generation:
         self.log = log
         self.tasks = tasks
         self.nested_call = nested_call
+        self.lend_session = lend_session
         self.on_lost = on_lost
         self.on_ended = on_ended
         self.process: asyncio.subprocess.Process | None = None
@@ -169,17 +182,26 @@ class Generation:
             result = CallResult.unpack(route, parts)
             if link.reply is not None and not link.reply.done():
                 link.reply.set_result(result)
-        elif kind == Kind.CALL:
-            nested = self.tasks.spawn(self._nested(link, Request.unpack(route, parts)))
-            link.nested.add(nested)
-            nested.add_done_callback(link.nested.discard)
+        elif kind in (Kind.CALL, Kind.SESSION):
+            request = Request.unpack(route, parts)
+            answer = self._nested(link, request) if kind == Kind.CALL else self._lend(link, request)
+            task = self.tasks.spawn(answer)
+            link.nested.add(task)  # ends with the call that asked
+            task.add_done_callback(link.nested.discard)
         else:
             raise WireError(f"unexpected message kind {kind!r} from a worker")
 
     async def _nested(self, link: Link, request: Request) -> None:
         caller = link.caller or SERVER_CALLER
         queue_key = f"{link.queue_key or caller.session_key}>"  # never waits behind the call that made it
-        reply = await self.nested_call(caller, str(request.name), request.payload, request.buffers, queue_key)
+        reply = await self.nested_call(
+            caller, str(request.name), request.payload, request.buffers, queue_key, request.session
+        )
+        with contextlib.suppress(ConnectionResetError):
+            link.send_parts(reply.pack(request.request_id))
+
+    async def _lend(self, link: Link, request: Request) -> None:
+        reply = await self.lend_session(link)
         with contextlib.suppress(ConnectionResetError):
             link.send_parts(reply.pack(request.request_id))
 

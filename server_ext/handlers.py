@@ -74,6 +74,9 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
             self._reply(None, Reply.of_error(error))
             return
         request_id = request.request_id
+        if request.session is not None:
+            self._reply(request_id, Reply.of_error(WireError("only a server function's worker lends a session")))
+            return
         if request.kind == Kind.CANCEL:
             task = self.tasks.get(request_id)
             if task is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from greenroom import errors
-from greenroom.protocol import CallRequest, CallResult, Reply
+from greenroom.protocol import CallRequest, CallResult, Reply, SessionParts
 from greenroom.wire import Part
 
 from .config import HostConfig
@@ -30,10 +30,10 @@ from .identity import Caller
 from .links import Link, RuntimeListener
 from .looptasks import LoopTasks
 from .reloader import Reloader
+from .sessions import Sessions
 
 __all__ = ["Host"]
 
-EMPTY_SESSION: tuple[Part, list[Part]] = (b"{}", [])
 #: Attempts at a call whose worker was gone before the call reached it (nothing ran).
 CALL_ATTEMPTS = 3
 #: Seconds between forced reloads (each re-runs every notebook).
@@ -61,13 +61,17 @@ class Host:
         atexit.register(self._remove_files)  # if the process ends without stop(); unregistered by stop()
         self.tasks = LoopTasks()
         place = RuntimePlace(self.root, os.path.join(self.socket_dir, "host.sock"), secrets.token_hex(32))
-        self.reloader = Reloader(config, place, self.log, self.tasks, nested_call=self.call)
+        self.reloader = Reloader(
+            config, place, self.log, self.tasks, nested_call=self.call, lend_session=self.lend_session
+        )
         self.listener = RuntimeListener(
             place.socket_path, place.key, self.reloader.generations.get, self.log, self.tasks
         )
-        self.sessions: dict[str, tuple[Part, list[Part]]] = {}
+        self.sessions = Sessions()
         self.in_flight: dict[str, int] = {}
         self.in_flight_bytes: dict[str, int] = {}
+        #: Held by the call of a session that uses ``server.session``, from its first use to its end.
+        self.session_locks: dict[str, asyncio.Lock] = {}
         self.stopping = False
         self.call_ids = 0
         self._last_forced_reload = float("-inf")
@@ -106,20 +110,26 @@ class Host:
         if self.live_kernel_ids is None:
             return
         live = {f"kernel:{kernel_id}" for kernel_id in self.live_kernel_ids()}
-        for key in [key for key in self.sessions if key.startswith("kernel:") and key not in live]:
-            del self.sessions[key]
+        self.sessions.prune(lambda key: not key.startswith("kernel:") or key in live)
 
     def end_session(self, caller: Caller) -> None:
         """A connection closed: forget its session unless it belongs to a kernel (which may reconnect)."""
         if caller.client_type != "kernel":
-            self.sessions.pop(caller.session_key, None)
+            self.sessions.forget(caller.session_key)
 
     # -- calls -------------------------------------------------------------
     async def call(
-        self, caller: Caller, name: str, payload: Part, buffers: list[Part], queue_key: str | None = None
+        self,
+        caller: Caller,
+        name: str,
+        payload: Part,
+        buffers: list[Part],
+        queue_key: str | None = None,
+        lent: SessionParts | None = None,
     ) -> Reply:
         """Run ``name`` for ``caller``; always returns a reply, errors included.  Calls wait for a worker in
-        turn by ``queue_key`` (the caller's session; a nested call's is its caller's, one level down)."""
+        turn by ``queue_key`` (the caller's session; a nested call's is its caller's, one level down).  A
+        server-to-server call may be ``lent`` its caller's session: its changes come back in the reply."""
         key = caller.session_key
         refusal = self._refusal(key, payload, buffers)
         if refusal is not None:
@@ -128,7 +138,7 @@ class Host:
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
         self.in_flight_bytes[key] = self.in_flight_bytes.get(key, 0) + size
         try:
-            return await self._call(caller, name, payload, buffers, queue_key or key)
+            return await self._call(caller, name, payload, buffers, queue_key or key, lent)
         finally:
             for counts, amount in ((self.in_flight, 1), (self.in_flight_bytes, size)):
                 remaining = counts.get(key, amount) - amount
@@ -158,7 +168,15 @@ class Host:
             )
         return None
 
-    async def _call(self, caller: Caller, name: str, payload: Part, buffers: list[Part], queue_key: str) -> Reply:
+    async def _call(
+        self,
+        caller: Caller,
+        name: str,
+        payload: Part,
+        buffers: list[Part],
+        queue_key: str,
+        lent: SessionParts | None,
+    ) -> Reply:
         loop = asyncio.get_running_loop()
         reloader = self.reloader
         for _attempt in range(CALL_ATTEMPTS):
@@ -168,10 +186,9 @@ class Host:
                 return self._no_function(name, generation)
             timeout = float(info.get("timeout") or self.config.call_timeout)
             self.call_ids += 1
-            session, session_buffers = self.sessions.get(caller.session_key, EMPTY_SESSION)
-            request = CallRequest(
-                self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers, session, session_buffers
-            )
+            request = CallRequest(self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers)
+            if lent is not None:
+                request.session, request.session_buffers = lent
             try:
                 result = await self._run(generation, caller, queue_key, request, timeout, loop.time() + timeout)
             except NotStarted:
@@ -180,9 +197,10 @@ class Host:
                 return result
             if result.output:
                 self.log.info("output of %s():\n%s", name, result.output)
-            if result.session is not None:
-                self.sessions[caller.session_key] = (bytes(result.session), [bytes(b) for b in result.session_buffers])
-            return result.reply()
+            reply = result.reply()
+            if lent is not None and result.session is not None:
+                reply.session = (result.session, result.session_buffers)  # back to the caller's worker
+            return reply
         return Reply.of_error(
             errors.ExecutionTerminatedError(f"no worker could start {name!r}: the runtime keeps failing")
         )
@@ -198,16 +216,18 @@ class Host:
     ) -> CallResult | Reply:
         """Hand ``request`` to a worker of ``generation`` and wait for its result, or a reply saying why not."""
         link: Link | None = None
+        result: CallResult | None = None
         try:
             async with asyncio.timeout_at(deadline):  # one timer for waiting for a worker and for the answer
                 link = await generation.acquire(queue_key)
-                link.caller, link.queue_key = caller, queue_key
+                link.caller, link.queue_key, link.call_id = caller, queue_key, request.call_id
                 link.reply = asyncio.get_running_loop().create_future()
                 link.send_parts(request.pack())
                 if link.writer.transport.is_closing():
                     link.closed = True
                     raise NotStarted  # the write failed at once: the worker was already dead
-                return await link.reply
+                result = await link.reply
+                return result
         except TimeoutError:
             if link is not None:
                 generation.kill(link)
@@ -232,6 +252,7 @@ class Host:
             if link is not None:
                 for nested in list(link.nested):
                     nested.cancel()  # server-to-server calls stop with the call that made them
+                self.sessions.finish(link, result)
                 link.reply = None
                 link.caller = None
                 generation.release(link, queue_key)
@@ -244,6 +265,10 @@ class Host:
         if load_errors:
             message += "; note: " + "; ".join(error.describe() for error in load_errors[:5])
         return Reply.of_error(errors.NoServerFunctionError(message))
+
+    async def lend_session(self, link: Link) -> Reply:
+        """A worker's first use of its call's session (see :mod:`~greenroom.server_ext.sessions`)."""
+        return await self.sessions.lend(link)
 
     # -- introspection -----------------------------------------------------
     def functions(self) -> list[dict[str, Any]]:

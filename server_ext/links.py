@@ -47,6 +47,9 @@ class Link:
         self.caller: Caller | None = None
         #: The queue its call waited in: server-to-server calls it makes wait in a queue one level down.
         self.queue_key = ""
+        #: The id of the call it runs, and whether that call holds its session's lock.
+        self.call_id = 0
+        self.holds_session = False
         self.nested: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ from greenroom.protocol import LoadError
 
 from .config import HostConfig
 from .discovery import Signature, find_server_notebooks, signature_of
-from .generation import Generation, LoadFailed, NestedCall, RuntimePlace
+from .generation import Generation, LendSession, LoadFailed, NestedCall, RuntimePlace
 from .looptasks import LoopTasks
 
 __all__ = ["Reloader"]
@@ -27,13 +27,20 @@ class Reloader:
     """Owns every generation of one host: the serving one, the ones finishing calls, the one loading."""
 
     def __init__(
-        self, config: HostConfig, place: RuntimePlace, log: logging.Logger, tasks: LoopTasks, nested_call: NestedCall
+        self,
+        config: HostConfig,
+        place: RuntimePlace,
+        log: logging.Logger,
+        tasks: LoopTasks,
+        nested_call: NestedCall,
+        lend_session: LendSession,
     ) -> None:
         self.config = config
         self.place = place
         self.log = log
         self.tasks = tasks
         self.nested_call = nested_call
+        self.lend_session = lend_session
         self.notebooks: list[str] = []
         self.serving: Generation | None = None
         self.generations: dict[int, Generation] = {}
@@ -139,6 +146,7 @@ class Reloader:
             self.log,
             self.tasks,
             nested_call=self.nested_call,
+            lend_session=self.lend_session,
             on_lost=self._on_lost,
             on_ended=self._on_ended,
         )

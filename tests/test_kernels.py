@@ -81,9 +81,9 @@ async def test_session_of_a_shut_down_kernel_is_forgotten(start_kernel, host, jp
     kernel = await start_kernel()
     await kernel.run("from greenroom import server\nserver.call('session_put', 'who', 'me')")
     key = f"kernel:{kernel.kernel_id}"
-    assert key in host.sessions
+    assert key in host.sessions.kept
     await jp_serverapp.kernel_manager.shutdown_kernel(kernel.kernel_id, now=True)
-    await wait_until(lambda: key not in host.sessions)
+    await wait_until(lambda: key not in host.sessions.kept)
 
 
 async def test_form_guards_clicks_from_the_browser(start_kernel):

@@ -15,10 +15,12 @@ import resource
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from typing import Any
 
-from greenroom.api import CallContext, server
+from greenroom.api import CallContext, CallSession, current_call_session, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
 from greenroom.errors import NoServerFunctionError, SerializationError, WireError
 from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, Role, error_payload
@@ -59,23 +61,54 @@ class BoundedOutput(io.TextIOBase):
 
 
 class WorkerTransport:
-    """Server-to-server calls: through the worker's own channel to the host."""
+    """Server-to-server calls and the session's first use: through the worker's own channel to the host.
 
-    def __init__(self, channel: Channel) -> None:
+    A server-to-server call made after the running call loaded its session lends it that session, and
+    takes back the changes the inner call made: the two calls share one view.
+    """
+
+    def __init__(self, channel: Channel, max_values: int) -> None:
         self.channel = channel
+        self.max_values = max_values
         self.lock = threading.Lock()
         self.next_id = 0
 
-    def request(
-        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
-    ) -> Reply:
+    def _exchange(self, request: Request) -> Reply:
         with self.lock:
             self.next_id += 1
-            self.channel.send_parts(Request(kind, self.next_id, name, payload, buffers or []).pack())
+            request.request_id = self.next_id
+            self.channel.send_parts(request.pack())
             while True:
                 route, parts = self.channel.receive()
                 if route["kind"] == Kind.REPLY and route.get("id") == self.next_id:
                     return Reply.unpack(route, parts)
+
+    def request(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
+        state = current_call_session()
+        lent = state.value if state is not None else None
+        request = Request(kind, 0, name, payload, buffers or [])
+        if kind == Kind.CALL and lent is not None:
+            request.session = encode_json(lent, "server.session")
+        reply = self._exchange(request)
+        if lent is not None and reply.session is not None:
+            changed = decode_json(*reply.session, from_client=True, max_values=self.max_values, what="session")
+            lent.clear()
+            lent.update(changed)
+        return reply
+
+    def fetch_session(self) -> tuple[dict[str, Any], bytes]:
+        """The running call's session, from the host, and its encoded form (to see later if it changed)."""
+        reply = self._exchange(Request(Kind.SESSION, 0))
+        if not reply.ok:
+            reply.result()  # raises the host's error
+        session = decode_json(
+            reply.payload, reply.buffers, from_client=True, max_values=self.max_values, what="session"
+        )
+        if not isinstance(session, dict):
+            raise WireError("the session must be a dict")
+        return session, bytes(reply.payload)
 
     async def request_async(
         self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
@@ -115,30 +148,57 @@ def _check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> N
         raise SerializationError(f"{what}: {size} bytes encoded, more than max_message_size ({limit} bytes)")
 
 
-def _run(request: CallRequest, options: WorkerOptions, entry: ServerFunction | None = None) -> CallResult:
+SessionFetcher = Callable[[], tuple[dict[str, Any], bytes]]
+
+
+def _call_session(
+    request: CallRequest, options: WorkerOptions, fetch: SessionFetcher | None
+) -> tuple[CallSession, list[bytes]]:
+    """The call's session state: lent with the request, or fetched from the host on first use; and a cell
+    that holds its encoded form as it arrived (to tell later whether the call changed it)."""
+    arrived: list[bytes] = []
+    if request.session is not None:
+        lent = decode_json(
+            request.session, request.session_buffers, from_client=True, max_values=options.max_values, what="session"
+        )
+        if not isinstance(lent, dict):
+            raise WireError("session must be a dict")
+        arrived.append(bytes(request.session))
+        return CallSession(lent), arrived
+
+    def load() -> dict[str, Any]:
+        if fetch is None:
+            return {}
+        session, encoded = fetch()
+        arrived.append(encoded)
+        return session
+
+    return CallSession(load=load), arrived
+
+
+def _run(
+    request: CallRequest, options: WorkerOptions, fetch: SessionFetcher | None, entry: ServerFunction | None = None
+) -> CallResult:
     entry = entry or functions.by_name.get(request.name)
     output = BoundedOutput()
     try:
         if entry is None:
             raise NoServerFunctionError(f"no server function named {request.name!r}")
         args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
-        session = decode_json(
-            request.session, request.session_buffers, from_client=True, max_values=options.max_values, what="session"
-        )
-        if not isinstance(session, dict):
-            raise WireError("session must be a dict")
+        state, arrived = _call_session(request, options, fetch)
         context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id))
-        with redirect_stdout(output), redirect_stderr(output), server.running_call(session, context):
+        with redirect_stdout(output), redirect_stderr(output), server.running_call(state, context):
             value = entry.function(*args, **kwargs)
             if inspect.iscoroutine(value):
                 value = asyncio.run(value)
         payload, buffers = encode_json(value, "return value")
         _check_size("return value", payload, buffers, options.max_message_size)
-        session_out, session_buffers = encode_json(session, "session")
-        _check_size("server.session", session_out, session_buffers, options.max_message_size)
         result = CallResult(request.call_id, True, payload, buffers)
-        if session_buffers or session_out != bytes(request.session):
-            result.session, result.session_buffers = session_out, session_buffers
+        if state.value is not None:  # the call used its session: send it back if it changed
+            session_out, session_buffers = encode_json(state.value, "session")
+            _check_size("server.session", session_out, session_buffers, options.max_message_size)
+            if session_buffers or not arrived or session_out != arrived[0]:
+                result.session, result.session_buffers = session_out, session_buffers
     except Exception as error:  # noqa: BLE001 - every failure of server code goes back to the caller
         result = CallResult(request.call_id, False, error_payload(error, locate_frame))
     if output.size or output.dropped:
@@ -152,7 +212,7 @@ def warm_up() -> None:
     parts = CallRequest(0, "(warm-up)", ("none", ""), b"[[1,2],{}]", []).pack()
     warm = ServerFunction("(warm-up)", lambda a, b: a + b)
     options = WorkerOptions("", 0, persistent=False, memory_limit=0, max_message_size=1 << 20, max_values=1 << 20)
-    _run(CallRequest.unpack(parse_route(parts[0]), parts), options, warm).pack()
+    _run(CallRequest.unpack(parse_route(parts[0]), parts), options, None, warm).pack()
 
 
 def run_worker(options: WorkerOptions) -> None:
@@ -165,7 +225,8 @@ def run_worker(options: WorkerOptions) -> None:
         random.seed()
         _limit_memory(options.memory_limit)
         channel = Channel(options.socket, options.max_message_size)
-        server.set_transport(WorkerTransport(channel))
+        transport = WorkerTransport(channel, options.max_values)
+        server.set_transport(transport)
         channel.hello(Role.WORKER, options.generation)
         while True:
             route, parts = channel.receive()
@@ -179,7 +240,7 @@ def run_worker(options: WorkerOptions) -> None:
                     CallResult(call_id if isinstance(call_id, int) else 0, False, error_payload(error)).pack()
                 )
                 continue
-            channel.send_parts(_run(request, options).pack())
+            channel.send_parts(_run(request, options, transport.fetch_session).pack())
             if not options.persistent:
                 break
     except (EOFError, ConnectionError):
