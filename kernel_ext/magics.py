@@ -36,6 +36,41 @@ def _functions_table(functions: list[dict[str, Any]]) -> str:
     return "server functions:\n" + "\n".join(lines)
 
 
+def _describe_error(error: dict[str, Any]) -> str:
+    where = f"cell {error.get('cell')}, line {error.get('line')}" if error.get("cell") else "reading the file"
+    return f"{error.get('type')} in {where}: {error.get('message')}"
+
+
+def _health(status: dict[str, Any]) -> str:
+    """Which notebooks do not serve their saved version, and why, in plain words."""
+    serving = status.get("serving") or {}
+    older = set(serving.get("older_versions", []))
+    lines = []
+    for error in serving.get("load_errors", []):
+        notebook = error.get("notebook")
+        if notebook in older:
+            state = "serves its last good version; the saved version fails"
+        else:
+            state = "serves nothing: it never loaded"
+        lines.append(f"  {notebook} {state}: {_describe_error(error)}")
+    for error in status.get("rejected_reload_errors", []):
+        lines.append(f"  the last reload failed as a whole, the previous version serves: {_describe_error(error)}")
+    if not lines:
+        return "server notebooks: every one serves its saved version"
+    return "server notebooks that need attention:\n" + "\n".join(lines)
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    serving = status.get("serving") or {}
+    workers = f"{serving.get('busy_workers', 0)} busy, {serving.get('idle_workers', 0)} idle"
+    summary = (
+        f"mode: {status.get('mode')}; {len(serving.get('notebooks', []))} notebook(s), "
+        f"{len(serving.get('functions', []))} function(s); workers: {workers}; "
+        f"calls in flight: {status.get('calls_in_flight', 0)}; sessions: {status.get('sessions', 0)}"
+    )
+    return f"{summary}\n{_health(status)}"
+
+
 def _connection_line() -> str:
     transport = server._transport
     if isinstance(transport, Connection):
@@ -51,6 +86,7 @@ class GreenroomMagics(Magics):
     @argument("command", nargs="?", default="", help="functions, status, reload or connect (empty: overview)")
     @argument("url", nargs="?", default=None, help="with connect: the Jupyter server's URL")
     @argument("--token", default=None, help="with connect: the Jupyter server's token")
+    @argument("--json", action="store_true", help="with status: the host's raw status as JSON")
     @line_magic
     def greenroom(self, line: str) -> None:
         """Show the greenroom connection and server functions, or run a sub-command."""
@@ -67,24 +103,22 @@ class GreenroomMagics(Magics):
                 connect(args.url, token=args.token)
                 print(_connection_line())
             elif command == "status":
-                print(json.dumps(server.request("status"), indent=2))
+                status = server.request("status")
+                print(json.dumps(status, indent=2) if args.json else _status_text(status))
             elif command == "reload":
                 status = server.request("reload")
                 serving = status.get("serving") or {}
                 print(
                     f"reloaded: generation {serving.get('generation')}, {len(serving.get('functions', []))} function(s)"
                 )
-                for error in serving.get("load_errors", []) + status.get("rejected_reload_errors", []):
-                    print(
-                        f"  load error: {error['notebook']} cell {error['cell']} line {error['line']}: "
-                        f"{error['type']}: {error['message']}"
-                    )
+                print(_health(status))
             elif command == "functions":
                 print(_functions_table(server.request("functions")))
             else:
                 functions = server.request("functions")
                 print(_connection_line())
                 print(_functions_table(functions))
+                print(_health(server.request("status")))
         except GreenroomError as error:
             raise UsageError(f"greenroom: {error}") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 
-__all__ = ["Signature", "find_server_notebooks", "signature_of"]
+__all__ = ["Signature", "find_server_notebooks", "read_texts", "signature_of"]
 
 #: (relative path, mtime_ns, size) of every server notebook: a change means reload.
 Signature = tuple[tuple[str, int, int], ...]
@@ -38,3 +38,15 @@ def signature_of(root: str, notebooks: list[str]) -> Signature:
             continue
         entries.append((notebook, stat.st_mtime_ns, stat.st_size))
     return tuple(entries)
+
+
+def read_texts(root: str, notebooks: list[str]) -> list[str | None]:
+    """The text of each notebook (None where it cannot be read as UTF-8)."""
+    texts: list[str | None] = []
+    for notebook in notebooks:
+        try:
+            with open(os.path.join(root, notebook), encoding="utf-8") as handle:
+                texts.append(handle.read())
+        except (OSError, UnicodeDecodeError):
+            texts.append(None)
+    return texts

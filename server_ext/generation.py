@@ -37,10 +37,13 @@ from .links import Link
 from .looptasks import LoopTasks
 from .scheduler import FairQueue
 
-__all__ = ["Generation", "LoadFailed", "NotStarted", "RuntimePlace"]
+__all__ = ["Generation", "LoadFailed", "NotStarted", "NotebookSource", "RuntimePlace"]
 
 #: Runs a server-to-server call: (caller, function name, payload, buffers, queue key, lent session) -> reply.
 NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None], Awaitable[Reply]]
+#: A notebook as the template loads it: ``notebook`` (path), ``text`` (as read; None if unreadable) and
+#: ``fallback`` (the last version that loaded, or None).
+NotebookSource = dict[str, str | None]
 #: Answers a worker's first use of its call's session: the session, once the call may hold it.
 LendSession = Callable[[Link], Awaitable[Reply]]
 
@@ -69,7 +72,7 @@ class Generation:
     def __init__(
         self,
         number: int,
-        notebooks: list[str],
+        sources: list[NotebookSource],
         signature: Signature,
         config: HostConfig,
         place: RuntimePlace,
@@ -82,7 +85,12 @@ class Generation:
         on_ended: Callable[[Generation], None],
     ) -> None:
         self.number = number
-        self.notebooks = notebooks
+        self.notebooks = [str(source["notebook"]) for source in sources]
+        #: What the template loads: each notebook's text as read, and its last good version to fall back to.
+        self.sources = sources
+        #: Notebooks whose current version loaded, and those served from their last good version.
+        self.loaded_notebooks: list[str] = []
+        self.older_versions: list[str] = []
         self.signature = signature
         self.config = config
         self.place = place
@@ -132,7 +140,7 @@ class Generation:
             *command, stdin=asyncio.subprocess.PIPE, env=env, cwd=place.root, start_new_session=True
         )
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(self.notebooks).encode() + b"\n")
+        self.process.stdin.write(json.dumps(self.sources).encode() + b"\n")
         await self.process.stdin.drain()
         self.process.stdin.close()
         self.tasks.spawn(self._watch_process())
@@ -151,6 +159,8 @@ class Generation:
         if route["kind"] == Kind.LOADED and not self.loaded.done():
             self.functions = {f["name"]: f for f in route.get("functions", []) if isinstance(f, dict)}
             self.errors = [LoadError.from_data(error) for error in route.get("errors", [])]
+            self.loaded_notebooks = [str(name) for name in route.get("loaded", [])]
+            self.older_versions = [str(name) for name in route.get("older", [])]
             if route.get("output"):
                 self.log.info("output while loading server notebooks:\n%s", route["output"])
             self.loaded.set_result(None)
@@ -336,6 +346,7 @@ class Generation:
             "notebooks": self.notebooks,
             "functions": sorted(self.functions),
             "load_errors": [error.to_data() for error in self.errors],
+            "older_versions": self.older_versions,
             "idle_workers": len(self.queue.idle),
             "busy_workers": self.queue.busy,
             "calls_done": self.calls_done,

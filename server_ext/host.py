@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import difflib
 import logging
 import os
 import secrets
@@ -259,8 +260,18 @@ class Host:
 
     def _no_function(self, name: str, generation: Generation | None) -> Reply:
         message = f"no server function named {name!r}"
-        if generation is not None and generation.functions:
-            message += f"; available: {', '.join(sorted(generation.functions)[:20])}"
+        known = sorted(generation.functions) if generation is not None else []
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            message += f"; did you mean {' or '.join(repr(match) for match in close)}?"
+        if known:
+            message += f"; available: {', '.join(known[:20])}"
+        if not self.reloader.notebooks:
+            patterns = ", ".join(self.config.server_notebooks)
+            message += (
+                f"; no server notebook ({patterns}) was found under the server's root folder (the folder "
+                "`jupyter lab`, `jupyter server` or `greenroom serve` was started in) or its subfolders"
+            )
         load_errors = list(self.reloader.load_errors())
         if load_errors:
             message += "; note: " + "; ".join(error.describe() for error in load_errors[:5])

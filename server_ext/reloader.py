@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from greenroom.protocol import LoadError
 
 from .config import HostConfig
-from .discovery import Signature, find_server_notebooks, signature_of
-from .generation import Generation, LendSession, LoadFailed, NestedCall, RuntimePlace
+from .discovery import Signature, find_server_notebooks, read_texts, signature_of
+from .generation import Generation, LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace
 from .looptasks import LoopTasks
 
 __all__ = ["Reloader"]
@@ -45,7 +45,10 @@ class Reloader:
         self.serving: Generation | None = None
         self.generations: dict[int, Generation] = {}
         self.next_number = 1
+        #: A load that failed as a whole (the template died or took too long): the last generation serves on.
         self.rejected: tuple[Signature, list[LoadError]] | None = None
+        #: The text of each notebook's last version that loaded: what a broken save falls back to.
+        self.last_good: dict[str, str] = {}
         self.ready = asyncio.Event()
         self.stopping = False
         self._loading: asyncio.Task[None] | None = None
@@ -137,9 +140,14 @@ class Reloader:
         number = self.next_number
         self.next_number += 1
         notebooks = [entry[0] for entry in signature]
+        texts = await asyncio.to_thread(read_texts, self.root, notebooks)
+        sources: list[NotebookSource] = [
+            {"notebook": notebook, "text": text, "fallback": self.last_good.get(notebook)}
+            for notebook, text in zip(notebooks, texts, strict=True)
+        ]
         generation = Generation(
             number,
-            notebooks,
+            sources,
             signature,
             self.config,
             self.place,
@@ -159,10 +167,13 @@ class Reloader:
         for load_error in generation.errors:
             self.log.warning("server notebook failed to load: %s", load_error.describe())
         previous = self.serving
-        broken_before = {error.notebook for error in previous.errors} if previous else set()
-        broken_now = {error.notebook for error in generation.errors}
         loaded = generation.loaded.done() and not generation.loaded.exception()
-        if loaded and (previous is None or broken_now <= broken_before):
+        if loaded:  # each broken notebook already fell back to its last good version inside the generation
+            for source in sources:
+                if source["notebook"] in generation.loaded_notebooks and source["text"] is not None:
+                    self.last_good[str(source["notebook"])] = source["text"]
+            for notebook in set(self.last_good) - set(notebooks):
+                del self.last_good[notebook]  # deleted from disk
             self.serving = generation
             self.rejected = None
             self.log.info(

@@ -55,10 +55,13 @@ async def test_magics_show_functions_without_source(start_kernel):
     assert "connected to" in out or "not connected" in out
     assert "add(a, b)  - Add two numbers.  [calc.server.ipynb]" in out
     assert "check(guess, key=…)" in out
+    assert "every one serves its saved version" in out
     assert SECRET not in out
     out = await kernel.run("%greenroom functions")
     assert "custom_name()" in out and "def " not in out
     out = await kernel.run("%greenroom status")
+    assert "mode: fresh;" in out and "1 notebook(s)" in out and SECRET not in out
+    out = await kernel.run("%greenroom status --json")
     assert '"mode": "fresh"' in out and SECRET not in out
     out = await kernel.run("%greenroom reload")
     assert "reloaded: generation" in out

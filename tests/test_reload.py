@@ -33,25 +33,40 @@ async def test_broken_save_keeps_last_good_version_and_reports_where(client, hos
     assert await client.call("version") == 1
     write_notebook(host.root + "/app.server.ipynb", "x = 1", BROKEN_SYNTAX)
     assert await client.call("version") == 1
-    status = await client.request("status")
-    (error,) = status["rejected_reload_errors"]
+    serving = (await client.request("status"))["serving"]
+    (error,) = serving["load_errors"]
     assert (error["notebook"], error["cell"], error["line"], error["type"]) == ("app.server.ipynb", 2, 4, "SyntaxError")
+    assert serving["older_versions"] == ["app.server.ipynb"]
     write_notebook(host.root + "/app.server.ipynb", BROKEN_RUN)
     assert await client.call("version") == 1
-    status = await client.request("status")
-    (error,) = status["rejected_reload_errors"]
+    serving = (await client.request("status"))["serving"]
+    (error,) = serving["load_errors"]
     assert (error["cell"], error["line"], error["type"]) == (1, 3, "KeyError")
     write_notebook(host.root + "/app.server.ipynb", V2)
     assert await client.call("version") == 2
-    assert (await client.request("status"))["rejected_reload_errors"] == []
+    serving = (await client.request("status"))["serving"]
+    assert serving["load_errors"] == [] and serving["older_versions"] == []
 
 
 async def test_invalid_json_keeps_last_good_version(client, host):
     assert await client.call("version") == 1
     await asyncio.to_thread(Path(host.root, "app.server.ipynb").write_text, "{ not json", encoding="utf-8")
     assert await client.call("version") == 1
-    status = await client.request("status")
-    assert status["rejected_reload_errors"][0]["notebook"] == "app.server.ipynb"
+    serving = (await client.request("status"))["serving"]
+    assert serving["load_errors"][0]["notebook"] == "app.server.ipynb"
+    assert serving["older_versions"] == ["app.server.ipynb"]
+
+
+async def test_a_broken_notebook_holds_back_only_itself(client, host):
+    assert await client.call("version") == 1
+    write_notebook(host.root + "/app.server.ipynb", BROKEN_SYNTAX)
+    assert await client.call("version") == 1  # its last good version serves
+    write_notebook(host.root + "/slow.server.ipynb", V2.replace("def version", "def slow_version"))
+    await wait_until(lambda: "slow.server.ipynb" in host.reloader.notebooks, timeout=10)
+    assert await client.call("slow_version") == 2  # a new notebook loads while the other is broken
+    write_notebook(host.root + "/slow.server.ipynb", V2.replace("def version", "def slow_version").replace("2", "3"))
+    assert await client.call("slow_version") == 3  # and reloads
+    assert await client.call("version") == 1
 
 
 async def test_new_notebook_is_found(client, host):
@@ -90,3 +105,19 @@ async def test_calls_in_flight_finish_on_old_code(client, host):
     assert await client.call("version") == 2
     assert await in_flight == 1
     json.dumps(await client.request("status"))
+
+
+async def test_magics_say_which_notebooks_serve_an_older_version_and_why(start_kernel, host):
+    kernel = await start_kernel()
+    await kernel.run("%load_ext greenroom")
+    assert "every one serves its saved version" in await kernel.run("%greenroom")
+    write_notebook(host.root + "/app.server.ipynb", "x = 1", BROKEN_SYNTAX)
+    assert (await kernel.run("from greenroom import server\nprint(server.call('version'))")).strip() == "1"
+    expected = "app.server.ipynb serves its last good version; the saved version fails: SyntaxError in cell 2, line 4"
+    assert expected in await kernel.run("%greenroom")
+    assert expected in await kernel.run("%greenroom status")
+
+
+async def test_a_near_miss_gets_a_suggestion(client, host):
+    with pytest.raises(NoServerFunctionError, match=r"did you mean 'version'\?"):
+        await client.call("versoin")

@@ -54,9 +54,11 @@ def _error(notebook: str, cell: int, error: BaseException) -> LoadError:
     return LoadError.of(notebook, error, cell, line, message)
 
 
-def _load_one(path: str, notebook: str, shell: Any) -> LoadError | None:
+def _load_one(path: str, notebook: str, shell: Any, text: str | None) -> LoadError | None:
     try:
-        document = nbformat.read(path, as_version=4)
+        if text is None:
+            raise OSError(f"{notebook} could not be read")
+        document = nbformat.reads(text, as_version=4)
     except Exception as error:  # noqa: BLE001 - unreadable notebook: reported, not fatal
         first_line = str(error).splitlines()[0] if str(error) else repr(error)
         return LoadError.of(notebook, error, message=f"cannot read the notebook: {first_line}")
@@ -77,8 +79,11 @@ def _load_one(path: str, notebook: str, shell: Any) -> LoadError | None:
     return None
 
 
-def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
-    """Load ``notebooks`` (paths relative to ``root``) into this process."""
+def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
+    """Load the notebooks the host sent (``notebook``: path relative to ``root``; ``text``: its content as the
+    host read it; ``fallback``: the last version of it that loaded, if any) into this process.  A notebook
+    whose current version fails falls back to its last good one; each notebook stands alone."""
+    notebooks = [str(source["notebook"]) for source in sources]
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
@@ -93,25 +98,37 @@ def load_notebooks(root: str, notebooks: list[str]) -> LoadResult:
             sys.path.insert(0, directory)
     errors: list[LoadError] = []
     loaded: list[str] = []
+    older: list[str] = []
     output = io.StringIO()
     with redirect_stdout(output), redirect_stderr(output):
-        for notebook in notebooks:
-            before = dict(functions.by_name)
-            functions.current_notebook = notebook
-            try:
-                failure = _load_one(os.path.join(root, notebook), notebook, shell)
-            except ValueError as error:  # a function name defined twice
-                failure = LoadError.of(notebook, error)
+        for source in sources:
+            notebook = str(source["notebook"])
+            failure = _load_version(root, notebook, shell, source.get("text"))
             if failure is None:
                 loaded.append(notebook)
-            else:
-                errors.append(failure)
-                functions.by_name.clear()
-                functions.by_name.update(before)  # a broken notebook contributes nothing
+                continue
+            errors.append(failure)
+            if source.get("fallback") is not None and _load_version(root, notebook, shell, source["fallback"]) is None:
+                older.append(notebook)  # its last good version serves until the current one loads
     functions.current_notebook = ""
     return {
         "functions": [function.describe() for function in functions.by_name.values()],
         "errors": [error.to_data() for error in errors],
         "loaded": loaded,
+        "older": older,
         "output": output.getvalue()[:MAX_LOAD_OUTPUT],
     }
+
+
+def _load_version(root: str, notebook: str, shell: Any, text: str | None) -> LoadError | None:
+    """Load one version of one notebook; a version that fails contributes no function."""
+    before = dict(functions.by_name)
+    functions.current_notebook = notebook
+    try:
+        failure = _load_one(os.path.join(root, notebook), notebook, shell, text)
+    except ValueError as error:  # a function name defined twice
+        failure = LoadError.of(notebook, error)
+    if failure is not None:
+        functions.by_name.clear()
+        functions.by_name.update(before)
+    return failure
