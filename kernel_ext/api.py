@@ -89,6 +89,7 @@ class _NoLoadingIndicator:
 
 
 def _check_name(name: object) -> str:
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     if not isinstance(name, str):
         raise TypeError(f"server.call needs the function's name as a str, not {type(name).__name__}")
     if not name or len(name) > MAX_NAME_LENGTH:
@@ -136,6 +137,7 @@ class Server:
 
     # -- calling -----------------------------------------------------------
     def _get_transport(self) -> Transport:
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         if self._transport is None:
             with self._transport_lock:
                 if self._transport is None:
@@ -158,6 +160,7 @@ class Server:
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call server function ``name`` and return its result; the loading indicator shows meanwhile."""
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         payload, buffers = encode_arguments(args, kwargs)
         transport = self._get_transport()
         if _quiet.get():
@@ -170,11 +173,13 @@ class Server:
 
     def call_s(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Like :meth:`call`, without the loading indicator."""
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         payload, buffers = encode_arguments(args, kwargs)
         return self._get_transport().request(Kind.CALL, _check_name(name), payload, buffers).result()
 
     async def call_async(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Await server function ``name`` from async code; the loading indicator shows meanwhile."""
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         payload, buffers = encode_arguments(args, kwargs)
         transport = self._get_transport()
         quiet = bool(_quiet.get())
@@ -188,6 +193,7 @@ class Server:
 
     def request(self, kind: str) -> Any:
         """Ask the host for ``functions``, ``status`` or ``reload`` (used by the magics)."""
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         if kind not in (Kind.FUNCTIONS, Kind.STATUS, Kind.RELOAD):
             raise ValueError(f"server.request asks for functions, status or reload, not {kind!r}")
         return self._get_transport().request(kind).result()

@@ -13,6 +13,7 @@ that shape is escaped as ``{"$dict": [[key, value], ...]}``.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import re
@@ -58,6 +59,7 @@ class _Encoder:
         self.active: set[int] = set()
 
     def encode(self, value: Any, path: str, depth: int) -> Jsonable:
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         kind = type(value)
         if kind is str or kind is bool or value is None:
             return value
@@ -87,13 +89,14 @@ class _Encoder:
             return {"$media": [len(self.buffers) - 1, value.content_type, value.name]}
         name = self.registry.by_class.get(kind)
         if name is not None:
-            return self._container(value, path, depth, lambda v, p, d: {"$obj": [name, self._portable(v, p, d)]})
+            return self._container(value, path, depth, functools.partial(self._portable, name))
         if isinstance(value, bool | int | float | str):  # subclasses such as IntEnum or numpy scalars
             return self._base_scalar(value, path, depth)
         raise SerializationError(f"{path}: {kind.__qualname__} cannot be sent (allowed: {_ALLOWED})")
 
     def _base_scalar(self, value: Any, path: str, depth: int) -> Jsonable:
         # The base type's own conversion, never a subclass's __str__ (a (str, Enum) member sends its value).
+        __tracebackhide__ = True
         if isinstance(value, int):
             return self.encode(int.__index__(value), path, depth)
         if isinstance(value, float):
@@ -101,6 +104,7 @@ class _Encoder:
         return self.encode(str.__str__(value), path, depth)
 
     def _container(self, value: Any, path: str, depth: int, encode_items: Any) -> Jsonable:
+        __tracebackhide__ = True
         marker = id(value)
         if marker in self.active:
             raise SerializationError(f"{path}: a cycle (the value contains itself)")
@@ -111,9 +115,14 @@ class _Encoder:
             self.active.discard(marker)
 
     def _sequence(self, value: list[Any] | tuple[Any, ...], path: str, depth: int) -> Jsonable:
-        return [self.encode(item, f"{path}[{index}]", depth) for index, item in enumerate(value)]
+        __tracebackhide__ = True
+        out = []
+        for index, item in enumerate(value):  # a loop, not a comprehension: its frame would show in tracebacks
+            out.append(self.encode(item, f"{path}[{index}]", depth))
+        return out
 
     def _mapping(self, value: dict[Any, Any], path: str, depth: int) -> Jsonable:
+        __tracebackhide__ = True
         out = {}
         for key, item in value.items():
             if type(key) is not str:
@@ -125,12 +134,14 @@ class _Encoder:
             return {"$dict": [[key, item] for key, item in out.items()]}
         return out
 
-    def _portable(self, value: Any, path: str, depth: int) -> Jsonable:
-        return self._mapping(state_of(value), path, depth)
+    def _portable(self, name: str, value: Any, path: str, depth: int) -> Jsonable:
+        __tracebackhide__ = True
+        return {"$obj": [name, self._mapping(state_of(value), path, depth)]}
 
 
 def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[Jsonable, Buffers]:
     """Encode ``value`` into a JSON-able structure and binary buffers."""
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     encoder = _Encoder(registry or portable_classes)
     tree = encoder.encode(value, path, 0)
     _check_buffers(encoder.buffers, path)
@@ -138,6 +149,7 @@ def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> t
 
 
 def _check_buffers(buffers: Buffers, path: str) -> None:
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     if len(buffers) > MAX_BUFFERS:
         raise SerializationError(f"{path}: carries {len(buffers)} Media; one value may carry at most {MAX_BUFFERS}")
 
@@ -156,6 +168,7 @@ def _dumps(tree: Jsonable) -> bytes:
 
 def encode_json(value: Any, path: str, registry: PortableRegistry | None = None) -> tuple[bytes, Buffers]:
     """Encode ``value`` as UTF-8 JSON bytes plus buffers."""
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     tree, buffers = encode(value, path, registry)
     return _dumps(tree), buffers
 
@@ -275,6 +288,7 @@ def encode_arguments(
     args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], registry: PortableRegistry | None = None
 ) -> tuple[bytes, Buffers]:
     """Encode call arguments as one payload; paths read ``args[0]...`` and ``kwargs['x']...``."""
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     encoder = _Encoder(registry or portable_classes)
     tree = [encoder.encode(list(args), "args", 0), encoder.encode(kwargs, "kwargs", 0)]
     _check_buffers(encoder.buffers, "arguments")

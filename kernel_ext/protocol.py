@@ -161,6 +161,7 @@ class Reply:
 
     def result(self) -> Any:
         """The value, or raise the error rebuilt from its data."""
+        __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         if self.ok:
             return decode_json(self.payload, self.buffers)
         try:

@@ -1,0 +1,30 @@
+"""Tracebacks in a notebook show the user's line, the message and the server frames; of greenroom's own frames
+IPython shows only the one that raised (it always shows the last frame), the rest are hidden."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import KernelError
+
+
+async def test_a_serialization_error_shows_no_greenroom_frames(start_kernel):
+    kernel = await start_kernel()
+    with pytest.raises(KernelError) as failed:
+        await kernel.run("from greenroom import server\nserver.call('add', {1, 2}, 3)")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", str(failed.value))  # without the terminal colours
+    assert "SerializationError" in shown and "args[0]: set" in shown
+    assert "skipping hidden" in shown
+    assert sum(shown.count(name) for name in ("codec.py", "api.py", "protocol.py")) <= 1
+
+
+async def test_a_remote_error_shows_the_users_line_and_the_server_frames_only(start_kernel):
+    kernel = await start_kernel()
+    with pytest.raises(KernelError) as failed:
+        await kernel.run("from greenroom import server\nserver.call('divide', 1, 0)")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", str(failed.value))  # without the terminal colours
+    assert "ZeroDivisionError" in shown and 'notebook "calc.server.ipynb"' in shown
+    assert "server.call('divide', 1, 0)" in shown
+    assert "api.py" not in shown and shown.count("protocol.py") <= 1
