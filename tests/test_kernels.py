@@ -116,3 +116,21 @@ async def test_form_guards_clicks_from_the_browser(start_kernel):
         "print(form._error.value)\nprint(form._error.layout.display)"
     )
     assert "ZeroDivisionError: division by zero" in out and "None" in out
+
+
+async def test_a_forms_buttons_show_it_is_busy_while_a_handler_runs(start_kernel):
+    kernel = await start_kernel()
+    code = (
+        "import ipywidgets as w\nfrom greenroom import server\nfrom greenroom.widgets import Form\n"
+        "form = Form()\ngo, other, off = w.Button(), w.Button(), w.Button(disabled=True)\n"
+        "seen = []\n"
+        "def submit(_):\n    seen.append([go.disabled, other.disabled, off.disabled])\n    server.call('add', 1, 2)\n"
+        "def broken(_):\n    seen.append([go.disabled, other.disabled])\n    server.call('divide', 1, 0)\n"
+        "go.on_click(submit)\nother.on_click(broken)\n"
+        "form.children = [w.HBox([go, other]), off]\n"
+        "go.click()\nprint(seen[-1], [go.disabled, other.disabled, off.disabled])\n"
+        "other.click()\nprint(seen[-1], [go.disabled, other.disabled], 'ZeroDivisionError' in form._error.value)\n"
+    )
+    first, second = (await kernel.run(code)).strip().splitlines()
+    assert first == "[True, True, True] [False, False, True]"  # busy while it runs; the app's own choice kept
+    assert second == "[True, True] [False, False] True"  # restored after an error too

@@ -94,6 +94,16 @@ class Form(w.VBox):
             elif isinstance(widget, w.Box) and not isinstance(widget, Form):
                 self._adopt(widget.children)
 
+    def _buttons(self, widgets: Iterable[w.Widget] | None = None) -> list[w.Button]:
+        """The Buttons inside this Form (not inside a nested Form)."""
+        found: list[w.Button] = []
+        for widget in self.children if widgets is None else widgets:
+            if isinstance(widget, w.Button):
+                found.append(widget)
+            elif isinstance(widget, w.Box) and not isinstance(widget, Form):
+                found.extend(self._buttons(widget.children))
+        return found
+
     def _guard_clicks(self, button: w.Button) -> None:
         """Route ``button``'s clicks (the browser's and ``button.click()``) through this Form's guard.
 
@@ -132,9 +142,13 @@ class Form(w.VBox):
                 return None
             self._depth += 1
             outermost = self._depth == 1
+            enabled: list[w.Button] = []
             if outermost:
                 self.busy = True
                 self.show_error(None)
+                enabled = [button for button in self._buttons() if not button.disabled]
+                for button in enabled:  # the person sees the Form is busy; their clicks would be ignored
+                    button.disabled = True
             try:
                 return run()
             except Exception as error:  # noqa: BLE001 - shown to the user, never swallowed
@@ -143,6 +157,8 @@ class Form(w.VBox):
             finally:
                 self._depth -= 1
                 if outermost:
+                    for button in enabled:
+                        button.disabled = False
                     self.busy = False
                     self._finished_at = time.monotonic()
         finally:
