@@ -132,10 +132,10 @@ class Host:
         turn by ``queue_key`` (the caller's session; a nested call's is its caller's, one level down).  A
         server-to-server call may be ``lent`` its caller's session: its changes come back in the reply."""
         key = caller.session_key
-        refusal = self._refusal(key, payload, buffers)
+        size = len(payload) + sum(len(buffer) for buffer in buffers)
+        refusal = self._refusal(key, len(payload), size)
         if refusal is not None:
             return Reply.of_error(refusal)
-        size = len(payload) + sum(len(buffer) for buffer in buffers)
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
         self.in_flight_bytes[key] = self.in_flight_bytes.get(key, 0) + size
         try:
@@ -148,20 +148,20 @@ class Host:
                 else:
                     counts.pop(key, None)
 
-    def _refusal(self, key: str, payload: Part, buffers: list[Part]) -> errors.GreenroomError | None:
-        """Why a call is refused before it takes a worker, if it is."""
+    def _refusal(self, key: str, payload_size: int, size: int) -> errors.GreenroomError | None:
+        """Why a call (``payload_size`` bytes of JSON, ``size`` bytes in all) is refused before it takes a
+        worker, if it is."""
         config = self.config
         if self.in_flight.get(key, 0) >= config.max_calls_per_session:
             return errors.GreenroomError(
                 f"too many concurrent calls from this session (limit {config.max_calls_per_session}); "
                 "wait for some to finish"
             )
-        if len(payload) > config.max_payload_size:
+        if payload_size > config.max_payload_size:
             return errors.SerializationError(
-                f"arguments: {len(payload)} bytes of JSON, more than max_payload_size ({config.max_payload_size} "
+                f"arguments: {payload_size} bytes of JSON, more than max_payload_size ({config.max_payload_size} "
                 "bytes); send large data as Media"
             )
-        size = len(payload) + sum(len(buffer) for buffer in buffers)
         if self.in_flight_bytes.get(key, 0) + size > config.max_session_bytes:
             return errors.GreenroomError(
                 f"this session already has {self.in_flight_bytes.get(key, 0)} bytes of arguments in flight; with "
