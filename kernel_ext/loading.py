@@ -27,6 +27,11 @@ class LoadingState:
         """True while at least one call with a loading indicator runs."""
         return self._count > 0
 
+    @property
+    def listener_count(self) -> int:
+        """How many callbacks listen (one per kernel with Forms, however many Forms exist)."""
+        return len(self._callbacks)
+
     def on_change(self, callback: Callable[[bool], None], remove: bool = False) -> None:
         """Call ``callback(active)`` whenever the indicator should show or hide."""
         if remove:

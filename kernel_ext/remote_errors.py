@@ -4,12 +4,14 @@ Sent: type name, module, message, args (when they encode), and the server
 frames as (notebook, cell, line, function).  Never source text, never locals.
 Rebuilt: built-in ``Exception`` subclasses as themselves, greenroom errors as
 themselves, portable exception classes as themselves, anything else as
-:class:`RemoteError`.
+:class:`RemoteError`; its traceback holds one source-less entry per server
+frame, so tracebacks show the server frames where Python and IPython put frames.
 """
 
 from __future__ import annotations
 
 import builtins
+import linecache
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -19,7 +21,17 @@ from .codec import decode, encode
 from .errors import GreenroomError, RemoteError, RemoteFrame, SerializationError, WireError
 from .portable import portable_classes
 
-__all__ = ["ErrorData", "FrameLocator", "error_from_data", "error_to_data"]
+__all__ = [
+    "ErrorData",
+    "FrameLocator",
+    "describe_server_frames",
+    "error_from_data",
+    "error_to_data",
+    "server_traceback",
+]
+
+#: At most this many server frames (the most recent) become traceback entries.
+MAX_SERVER_FRAMES = 100
 
 ErrorData: TypeAlias = dict[str, Any]
 #: Maps a code object's filename and line to (notebook, cell) or None to hide the frame.
@@ -118,7 +130,7 @@ def _rebuild(data: ErrorData) -> BaseException:
 
 
 def error_from_data(data: ErrorData) -> BaseException:
-    """Rebuild an exception from :func:`error_to_data` output, with the server frames as a note."""
+    """Rebuild an exception from :func:`error_to_data` output; its traceback is the server frames."""
     if not isinstance(data, dict):
         return WireError("malformed error from the host")
     error = _rebuild(data)
@@ -132,6 +144,63 @@ def error_from_data(data: ErrorData) -> BaseException:
             continue
     error.remote_frames = frames  # type: ignore[attr-defined]
     error.remote_frames_data = [[f.notebook, f.cell, f.line, f.function] for f in frames]  # type: ignore[attr-defined]
-    if frames:
-        error.add_note("Server traceback (most recent call last):\n" + "\n".join(map(str, frames)))
-    return error
+    return error.with_traceback(server_traceback(frames))
+
+
+class _Link(Exception):
+    """Raised once per server frame to obtain a traceback entry for it."""
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    return "".join(character if character.isprintable() else "?" for character in text[:limit])
+
+
+#: What a traceback shows as the line of a server frame.
+SOURCE_PLACEHOLDER = "# (the source stays on the server)"
+
+#: Server frames past this line show no placeholder (tracebacks then say they cannot get the source).
+_MAX_PLACEHOLDER_LINE = 100_000
+
+
+def _say_source_stays_on_the_server(filename: str, line: int) -> None:
+    """Give ``linecache`` (where ``traceback`` and IPython look for source) a placeholder as ``filename``'s
+    ``line``.  The entry has no modification time, so ``linecache.checkcache`` keeps it; ``linecache.clearcache``
+    forgets it.  One entry per server cell, as long as its longest line seen."""
+    if not 1 <= line <= _MAX_PLACEHOLDER_LINE:
+        return
+    entry = linecache.cache.get(filename)
+    lines = list(entry[2]) if entry is not None and len(entry) == 4 else []
+    lines.extend(["\n"] * (line - len(lines)))
+    lines[line - 1] = SOURCE_PLACEHOLDER + "\n"
+    linecache.cache[filename] = (0, None, lines, filename)
+
+
+def server_traceback(frames: list[RemoteFrame]) -> TracebackType | None:
+    """Traceback entries for the server frames, outermost first: each names its notebook and cell as the file
+    (``<server notebook calc.server.ipynb, cell 7>``, which no file can be, so no source is ever looked up),
+    its line and its function.  Raising the rebuilt error puts the caller's frames above them, so a notebook
+    or a terminal shows the caller's line, then the server frames, then the message."""
+    head: TracebackType | None = None
+    for frame in reversed(frames[-MAX_SERVER_FRAMES:]):
+        filename = f"<server notebook {_printable(frame.notebook)}, cell {frame.cell}>"
+        name = _printable(frame.function) or "<module>"
+        _say_source_stays_on_the_server(filename, frame.line)
+        code = compile("raise _Link", filename, "exec").replace(
+            co_name=name, co_qualname=name, co_firstlineno=min(max(frame.line, 1), 1 << 30)
+        )
+        try:
+            exec(code, {"_Link": _Link})  # noqa: S102 - a one-statement code object of our own making
+        except _Link as link:
+            entry = link.__traceback__.tb_next if link.__traceback__ else None
+        if entry is not None:
+            entry.tb_next = head
+            head = entry
+    return head
+
+
+def describe_server_frames(error: BaseException) -> str:
+    """``error``'s server frames as text (empty when it has none), for places that show no traceback."""
+    frames = getattr(error, "remote_frames", None) or []
+    if not frames:
+        return ""
+    return "Server traceback (most recent call last):\n" + "\n".join(map(str, frames))

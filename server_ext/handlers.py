@@ -100,7 +100,7 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
             elif kind == Kind.FUNCTIONS:
                 reply = Reply.of_value(host.functions())
             elif kind == Kind.STATUS:
-                reply = Reply.of_value(host.status())
+                reply = Reply.of_value(host.status(self.caller))
             elif kind == Kind.RELOAD:
                 reply = await host.reload(self.caller)
             else:

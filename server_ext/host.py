@@ -286,10 +286,17 @@ class Host:
         generation = self.reloader.serving
         return sorted(generation.functions.values(), key=lambda f: f["name"]) if generation else []
 
-    def status(self) -> dict[str, Any]:
+    def status(self, caller: Caller | None = None) -> dict[str, Any]:
+        """The host's state; with ``caller``, also who the host takes them for (``you``)."""
         generation = self.reloader.serving
         rejected = self.reloader.rejected
+        you = (
+            {"client_type": caller.client_type, "client_id": caller.client_id, "owner": caller.owner}
+            if caller is not None
+            else None
+        )
         return {
+            **({"you": you} if you else {}),
             "mode": "persistent" if self.config.persistent else "fresh",
             "serving": generation.status() if generation else None,
             "rejected_reload_errors": [error.to_data() for error in rejected[1]] if rejected else [],
@@ -319,4 +326,4 @@ class Host:
                 )
             self._last_forced_reload = loop.time()
         await self.reloader.reload_now()
-        return Reply.of_value(self.status())
+        return Reply.of_value(self.status(caller))

@@ -1,4 +1,4 @@
-"""Test helpers: writing server notebooks, a client, and a real kernel runner."""
+"""Test helpers: writing server notebooks, a client, a real kernel runner, a kernel seen through the server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import asyncio
 import concurrent.futures
 import datetime
 import functools
+import json
 import os
+import time
+import uuid
 from typing import Any
 
 import nbformat
@@ -197,8 +200,9 @@ class KernelRunner:
         self.client = client
         self.kernel_id = kernel_id
 
-    async def run(self, code: str, timeout: float = 60) -> str:
-        """Execute ``code``; return its stdout; raise AssertionError with the traceback on error."""
+    async def run(self, code: str, timeout: float = 60, mime: str = "text/plain") -> str:
+        """Execute ``code``; return its stdout and the ``mime`` form of what it displayed; raise AssertionError
+        with the traceback on error."""
         outputs: list[str] = []
         errors: list[str] = []
 
@@ -210,7 +214,7 @@ class KernelRunner:
             elif kind == "error":
                 errors.append(f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"]))
             elif kind in ("execute_result", "display_data"):
-                outputs.append(content["data"].get("text/plain", "") + "\n")
+                outputs.append(content["data"].get(mime, "") + "\n")
 
         reply = await self.client.execute_interactive(code, output_hook=hook, timeout=timeout, allow_stdin=False)
         if errors or reply["content"]["status"] != "ok":
@@ -221,3 +225,75 @@ class KernelRunner:
 
 class KernelError(AssertionError):
     """Code run in a test kernel raised."""
+
+
+class KernelSocket:
+    """A kernel seen as a browser sees it: through the Jupyter server's WebSocket (its IOPub rate limit
+    included).  Every message received is kept in :attr:`messages`, in order."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.messages: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, base_url: str, token: str, kernel_id: str) -> KernelSocket:
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        url = base_url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
+        request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
+        return cls(await websocket_connect(request))
+
+    async def receive(self, timeout: float) -> dict[str, Any]:
+        """The next JSON message (binary ones are skipped); AssertionError when ``timeout`` passes first."""
+        while True:
+            raw = await asyncio.wait_for(self.connection.read_message(), timeout)
+            if raw is None:
+                raise AssertionError("the kernel's WebSocket closed")
+            if isinstance(raw, str):
+                message = json.loads(raw)
+                self.messages.append(message)
+                return message
+
+    async def execute(self, code: str, timeout: float = 60) -> str:
+        """Run ``code``; wait for its reply and the kernel's idle; return the message id."""
+        msg_id = uuid.uuid4().hex
+        header = {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": "s", "version": "5.3"}
+        content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False}
+        request = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
+        await self.connection.write_message(json.dumps(request))
+        replied = idle = False
+        deadline = time.monotonic() + timeout
+        while not (replied and idle):
+            message = await self.receive(max(0.1, deadline - time.monotonic()))
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            if kind == "error":
+                raise KernelError("\n".join(message["content"]["traceback"]))
+            replied = replied or kind == "execute_reply"
+            idle = idle or (kind == "status" and message["content"]["execution_state"] == "idle")
+        return msg_id
+
+    def output(self, msg_id: str) -> str:
+        """The stdout of the execution ``msg_id``."""
+        return "".join(
+            message["content"]["text"]
+            for message in self.messages
+            if message["msg_type"] == "stream" and message["parent_header"].get("msg_id") == msg_id
+        )
+
+    async def until(self, predicate: Any, timeout: float) -> None:
+        """Receive messages until ``predicate(messages)`` holds; AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.messages):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"not seen within {timeout} s")
+            try:
+                await self.receive(remaining)
+            except TimeoutError:
+                raise AssertionError(f"not seen within {timeout} s") from None
+
+    def close(self) -> None:
+        self.connection.close()

@@ -15,6 +15,7 @@ import enum
 import json
 import math
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from greenroom.errors import (
 )
 from greenroom.media import BlobMedia, URLMedia
 from greenroom.portable import portable_class, portable_classes
-from greenroom.remote_errors import error_from_data, error_to_data
+from greenroom.remote_errors import MAX_SERVER_FRAMES, describe_server_frames, error_from_data, error_to_data
 from helpers import normal_form
 
 UTC = datetime.UTC
@@ -939,20 +940,30 @@ def test_frames_only_from_located_files_and_no_source_text() -> None:
     assert type(got) is ValueError
     assert got.args == ("wrong password",)
     assert got.remote_frames == [RemoteFrame("calc.server.ipynb", 7, 4, "check_password")]  # type: ignore[attr-defined]
-    assert got.__notes__ == [
-        ('Server traceback (most recent call last):\n  notebook "calc.server.ipynb", cell 7, line 4, in check_password')
-    ]
+    shown = "".join(traceback.format_exception(got))
+    assert 'File "<server notebook calc.server.ipynb, cell 7>", line 4, in check_password\nValueError' in shown
     for secret in ("hunter2", "ANSWER_KEY", "attempt !=", "raise ValueError"):
-        assert all(secret not in note for note in got.__notes__)
+        assert secret not in shown and secret not in describe_server_frames(got)
+    assert describe_server_frames(got) == (
+        'Server traceback (most recent call last):\n  notebook "calc.server.ipynb", cell 7, line 4, in check_password'
+    )
 
 
-def test_no_located_frames_means_no_note() -> None:
+def test_no_located_frames_means_no_server_traceback() -> None:
     error, _ = _server_error()
     data = error_to_data(error, _no_frames)
     assert data["frames"] == []
     got = error_from_data(data)
-    assert got.remote_frames == []  # type: ignore[attr-defined]
-    assert not getattr(got, "__notes__", None)
+    assert got.remote_frames == [] and got.__traceback__ is None  # type: ignore[attr-defined]
+    assert describe_server_frames(got) == ""
+
+
+def test_hostile_frames_make_a_bounded_printable_traceback() -> None:
+    frames = [["x.server.ipynb\n  File fake", 1, 10**12, "f\x1b[31m" * 100]] * 1000
+    got = error_from_data({"type": "ValueError", "module": "builtins", "message": "m", "frames": frames})
+    entries = traceback.extract_tb(got.__traceback__)
+    assert len(entries) == MAX_SERVER_FRAMES
+    assert all("\n" not in entry.filename and "\x1b" not in entry.name for entry in entries)
 
 
 def test_malformed_frames_are_skipped() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,10 @@ async def test_magics_say_which_notebooks_serve_an_older_version_and_why(start_k
     expected = "app.server.ipynb serves its last good version; the saved version fails: SyntaxError in cell 2, line 4"
     assert expected in await kernel.run("%greenroom")
     assert expected in await kernel.run("%greenroom status")
+    page = await kernel.run("%greenroom status", mime="text/html")  # what a notebook renders: a table
+    page = re.sub(r' style="[^"]*"', "", page)
+    assert "<td>app.server.ipynb</td><td>serves its last good version; the saved version fails</td>" in page
+    assert '<td class="greenroom-problem">SyntaxError in cell 2, line 4' in page
 
 
 async def test_a_near_miss_gets_a_suggestion(client, host):

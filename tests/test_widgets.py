@@ -8,34 +8,71 @@ import ipywidgets as w
 import pytest
 
 from greenroom import BlobMedia
-from greenroom.loading import loading
-from greenroom.widgets import App, Form, image_from_media, media_from_upload, open_form
+from greenroom.loading import LoadingState, loading
+from greenroom.widgets import App, Form, LoadingIndicator, image_from_media, media_from_upload, open_form
+from greenroom.widgets.loading import SharedIndicator, indicator
 
 
 @pytest.fixture(autouse=True)
 def _reset_widget_state():
     yield
+    indicator.reset()
     loading.reset()
     App.reset()
 
 
 def test_indicator_follows_nested_and_concurrent_calls():
     form = Form()
-    display = lambda: form._indicator.layout.display
-    assert display() == "none"
+    shown = lambda: form._indicator.shown
+    assert not shown()
     loading.enter()
     loading.enter()
-    assert display() is None
+    assert shown()
     loading.leave()
-    assert display() is None
+    assert shown() and indicator.settled(5) and shown()
     loading.leave()
-    assert display() == "none"
+    assert indicator.settled(5) and not shown()
     workers = [threading.Thread(target=lambda: (loading.enter(), loading.leave())) for _ in range(50)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    assert display() == "none" and not loading.active
+    assert indicator.settled(5) and not shown() and not loading.active
+
+
+def test_calls_in_quick_succession_keep_the_spinner_on_without_hiding_between():
+    calls = LoadingState()
+    shared = SharedIndicator(calls, grace=1.0)  # a grace no loop iteration of this test comes near
+    spinner = shared.widget()
+    seen = []
+    spinner.layout.observe(lambda change: seen.append(change["new"]), "visibility")
+    for _ in range(100):
+        calls.enter()
+        calls.leave()
+    assert shared.settled(10) and not spinner.shown
+    assert seen == ["visible", "hidden"]
+    spinner.close()
+
+
+def test_every_form_shows_one_indicator_and_registers_no_listener():
+    forms = [Form() for _ in range(200)]
+    assert {id(form._indicator) for form in forms} == {id(indicator.widget())}
+    assert loading.listener_count == 1
+    for form in forms:
+        form.close()
+    assert loading.listener_count == 1 and indicator.widget() is forms[0]._indicator
+
+
+def test_a_closed_indicator_is_replaced_in_new_forms():
+    old = Form()
+    old._indicator.close()
+    new = Form()
+    assert new._indicator is not old._indicator and new._indicator.comm is not None
+    assert sum(isinstance(child, LoadingIndicator) for child in new.children) == 1
+    loading.enter()
+    assert new._indicator.shown
+    loading.leave()
+    assert indicator.settled(5) and not new._indicator.shown
 
 
 def test_indicator_stays_last_when_children_change():

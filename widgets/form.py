@@ -2,7 +2,9 @@
 
 Subclass :class:`Form`, build its widgets in ``__init__`` and set
 ``self.children``; ``server.call`` from a handler shows every displayed Form's
-indicator until the last call ends.  Errors in the click handlers of its
+indicator until the last call ends.  Every Form shows a view of the kernel's
+one indicator (:mod:`greenroom.widgets.loading`): a Form registers no listener,
+so one that is closed, replaced or cleared costs the calls nothing.  Errors in the click handlers of its
 Buttons (and in handlers wrapped with :meth:`Form.handler`) are shown in the
 Form, and a click queued while a handler ran cannot submit twice.
 """
@@ -20,10 +22,10 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Bool, observe
 
-from greenroom.loading import loading
 from greenroom.logs import log
+from greenroom.remote_errors import describe_server_frames
 
-from .loading import LoadingIndicator
+from .loading import LoadingIndicator, indicator
 
 __all__ = ["Form"]
 
@@ -64,7 +66,7 @@ class Form(w.VBox):
     busy = Bool(False, help="True while one of the Form's handlers runs (kernel side only).")
 
     def __init__(self, **kwargs: Any) -> None:
-        self._indicator = LoadingIndicator()
+        self._indicator = indicator.widget()
         self._error = w.HTML(layout=w.Layout(display="none"))
         self._error.add_class(ERROR_CLASS)
         self._handler_lock = threading.RLock()
@@ -73,15 +75,18 @@ class Form(w.VBox):
         super().__init__(**kwargs)
         self.add_class("greenroom-form")
         self._ensure_chrome()
-        self._indicator.show(loading.active)
-        loading.on_change(self._indicator.show)
 
     @observe("children")
     def _children_changed(self, change: dict[str, Any]) -> None:
         self._ensure_chrome()
 
     def _ensure_chrome(self) -> None:
-        own = [child for child in self.children if child is not self._indicator and child is not self._error]
+        self._indicator = indicator.widget()
+        own = [
+            child
+            for child in self.children
+            if child is not self._error and not isinstance(child, LoadingIndicator)  # a closed one is replaced
+        ]
         wanted = (*own, self._error, self._indicator)
         if tuple(self.children) != wanted:
             self.children = wanted
@@ -126,10 +131,12 @@ class Form(w.VBox):
             self._error.value = ""
             return
         text = "".join(traceback.format_exception_only(type(error), error)).strip()
+        server_frames = describe_server_frames(error)
+        if server_frames:
+            text += "\n" + server_frames
         self._error.value = (
-            '<div style="color:#b00020;white-space:pre-wrap;font-family:var(--jp-code-font-family,monospace)">'
-            + html.escape(text)
-            + "</div>"
+            '<div style="color:#b00020;line-height:1.4;white-space:pre-wrap;overflow-wrap:anywhere;'
+            'font-family:var(--jp-code-font-family,monospace)">' + html.escape(text) + "</div>"
         )
         self._error.layout.display = None
 
@@ -173,7 +180,3 @@ class Form(w.VBox):
             return self._guard(lambda: callback(*args, **kwargs))
 
         return guarded
-
-    def close(self) -> None:
-        loading.on_change(self._indicator.show, remove=True)
-        super().close()
