@@ -19,19 +19,19 @@ install: $(VENV)/bin/python
 	$(PY) -m pip install -q .
 
 install-test: $(VENV)/bin/python
-	$(PY) -m pip install -q ".[test,lint]"
+	$(PY) -m pip install -q ".[test,lint,data]"
 
 # The two steps of Jupyter's extension template. An editable install cannot place the auto-enable file, and
 # jupyter_server's `extension enable` refuses a module no config file names yet: its own API writes the entry
 # (as `enable` would), then `enable` validates that the extension imports and loads.
 dev: $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,lint]" pre-commit
+	$(PY) -m pip install -q -e ".[test,lint,data]" pre-commit
 	$(PY) -c "from jupyter_server.extension.serverextension import toggle_server_extension_python as toggle; toggle('greenroom.server_ext', enabled=True, sys_prefix=True)"
 	$(VENV)/bin/jupyter server extension enable --sys-prefix greenroom.server_ext
 	$(VENV)/bin/pre-commit install
 
 $(VENV)/bin/mypy: | $(VENV)/bin/python
-	$(PY) -m pip install -q ".[test,lint]"
+	$(PY) -m pip install -q ".[test,lint,data]"
 
 lint: $(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .

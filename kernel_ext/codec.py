@@ -1,10 +1,12 @@
 """The value codec: Python values <-> JSON text plus binary buffers.
 
-Allowed values: None, bool, int, float, str, list, tuple (arrives as list),
-dict with str keys, ``datetime.datetime``, ``datetime.date``, Media and
-portable classes.  Anything else raises :class:`SerializationError` before
-anything is sent, naming the path of the bad value (``args[0]['tags']: set``).
-Never pickle.
+Allowed values: None, bool, int, float, complex, str, list, tuple (arrives as
+list), dict with str keys, ``datetime.datetime``, ``datetime.date``, Media,
+portable classes, numpy arrays and scalars (:mod:`greenroom.arrays`), pandas
+objects and Arrow tables (:mod:`greenroom.tables`).  Media, arrays and tables
+travel as binary buffers.  Anything else raises :class:`SerializationError`
+before anything is sent, naming the path of the bad value
+(``args[0]['tags']: set``).  Never pickle.
 
 Special values are one-key dicts whose key starts with ``$``; a user dict of
 that shape is escaped as ``{"$dict": [[key, value], ...]}``.
@@ -19,6 +21,7 @@ import math
 import re
 from typing import Any, TypeAlias
 
+from . import arrays, tables
 from .errors import SerializationError, WireError
 from .media import BlobMedia, Media, URLMedia
 from .portable import PortableRegistry, portable_classes, rebuild, state_of
@@ -46,8 +49,8 @@ Jsonable: TypeAlias = Any
 Buffers: TypeAlias = list[bytes | memoryview]
 
 _ALLOWED = (
-    "None, bool, int, float, str, list, tuple, dict with str keys, datetime, date, "
-    "greenroom.Media and @server.portable_class classes"
+    "None, bool, int, float, complex, str, list, tuple, dict with str keys, datetime, date, "
+    "greenroom.Media, @server.portable_class classes, numpy arrays, pandas objects and Arrow tables"
 )
 _SCALARS = (str, int, float, type(None))
 
@@ -90,9 +93,23 @@ class _Encoder:
         name = self.registry.by_class.get(kind)
         if name is not None:
             return self._container(value, path, depth, functools.partial(self._portable, name))
-        if isinstance(value, bool | int | float | str):  # subclasses such as IntEnum or numpy scalars
+        if kind is complex:
+            return {"$complex": [self.encode(value.real, path, depth), self.encode(value.imag, path, depth)]}
+        numpy_kind = arrays.numpy_kind(value)
+        if numpy_kind == "array":
+            return self._buffer(arrays.ARRAY_TAG, *arrays.encode_array(value, path))
+        if numpy_kind == "scalar":
+            return self.encode(arrays.scalar_value(value), path, depth)
+        if isinstance(value, bool | int | float | str):  # subclasses such as IntEnum
             return self._base_scalar(value, path, depth)
+        table_kind = tables.table_kind(value)
+        if table_kind is not None:
+            return self._buffer(tables.TABLE_TAG, *tables.encode_table(value, table_kind, path))
         raise SerializationError(f"{path}: {kind.__qualname__} cannot be sent (allowed: {_ALLOWED})")
+
+    def _buffer(self, tag: str, description: list[Any], buffer: bytes | memoryview) -> Jsonable:
+        self.buffers.append(buffer)
+        return {tag: [len(self.buffers) - 1, *description]}
 
     def _base_scalar(self, value: Any, path: str, depth: int) -> Jsonable:
         # The base type's own conversion, never a subclass's __str__ (a (str, Enum) member sends its value).
@@ -151,7 +168,10 @@ def encode(value: Any, path: str, registry: PortableRegistry | None = None) -> t
 def _check_buffers(buffers: Buffers, path: str) -> None:
     __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     if len(buffers) > MAX_BUFFERS:
-        raise SerializationError(f"{path}: carries {len(buffers)} Media; one value may carry at most {MAX_BUFFERS}")
+        raise SerializationError(
+            f"{path}: carries {len(buffers)} binary values (Media, arrays, tables); one value may carry at most "
+            f"{MAX_BUFFERS}"
+        )
 
 
 _to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -211,13 +231,23 @@ class _Decoder:
                 return float(data)
             if key == "$dict":
                 return {str(k): self.decode(v, depth + 1) for k, v in data}
+            if key == arrays.ARRAY_TAG:
+                index, descr, shape, fortran = data
+                return arrays.decode_array(self._buffer_at(index), descr, shape, fortran)
+            if key == tables.TABLE_TAG:
+                index, kind, unnamed = data
+                return tables.decode_table(self._buffer_at(index), kind, unnamed)
+            if key == "$complex":
+                real, imag = (self.decode(part, depth + 1) for part in data)
+                if not all(type(part) in (int, float) for part in (real, imag)):
+                    raise ValueError("a complex number is [real, imag]")
+                return complex(real, imag)
             if key == "$media":
                 index, content_type, name = data
-                if type(index) is not int or not 0 <= index < len(self.buffers):
-                    raise ValueError(f"no buffer {index!r}")
+                buffer = self._buffer_at(index)
                 if not isinstance(content_type, str) or not (name is None or isinstance(name, str)):
                     raise ValueError("content type and name must be strings")
-                return BlobMedia(content_type, self.buffers[index], name=name)
+                return BlobMedia(content_type, buffer, name=name)
             if key == "$url":
                 url, content_type, name = data
                 return URLMedia(url, content_type, name, from_client=self.from_client)
@@ -230,11 +260,16 @@ class _Decoder:
                         "both sides import and decorate it with @server.portable_class"
                     )
                 return rebuild(cls, self.decode(state, depth))
-        except WireError:
+        except (WireError, SerializationError):
             raise
         except (TypeError, ValueError, IndexError, AttributeError, KeyError, OverflowError) as error:
             raise WireError(f"malformed {key} value: {error}") from None
         raise WireError(f"unknown tag {key!r} in an encoded value")
+
+    def _buffer_at(self, index: Any) -> bytes | memoryview:
+        if type(index) is not int or not 0 <= index < len(self.buffers):
+            raise ValueError(f"no buffer {index!r}")
+        return self.buffers[index]
 
 
 def decode(

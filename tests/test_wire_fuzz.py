@@ -385,6 +385,50 @@ def test_decode_json_arbitrary_bytes(data: bytes) -> None:
     _check_decode(data, [])
 
 
+DESCRS = st.one_of(
+    st.sampled_from(["<f8", "|b1", "<i4", ">u2", "<M8[ns]", "<m8[s]", "|S3", "<U2", "<c16", "|O", "|V8", "<U0"]),
+    st.text(max_size=8),
+    st.lists(st.lists(st.sampled_from(["x", "y", "<f4", "|O", "|S2"]), min_size=2, max_size=2), max_size=3),
+)
+
+
+@fuzz_settings(300)
+@given(DESCRS, st.lists(st.integers(-2, 2**40), max_size=4), st.booleans(), st.binary(max_size=64))
+def test_array_frames_decode_or_are_refused(descr: Any, shape: list[int], fortran: bool, frame: bytes) -> None:
+    FUZZ_CASES["decode_array_frame"] += 1
+    payload = json.dumps({"$nd": [0, descr, shape, fortran]}).encode()
+    try:
+        array = decode_json(payload, [frame])
+    except WireError:
+        return
+    assert array.nbytes == len(frame) and not array.dtype.hasobject
+
+
+def _arrow_stream() -> bytes:
+    import pyarrow as pa
+
+    table = pa.table({"n": [1, None, 3], "s": ["a", "bc", None], "l": [[1.5], [], None]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@fuzz_settings(300)
+@given(st.data(), st.sampled_from(["table", "frame", "series", "index"]))
+def test_damaged_arrow_streams_decode_or_are_refused(data: Any, kind: str) -> None:
+    FUZZ_CASES["decode_arrow_frame"] += 1
+    stream = bytearray(_arrow_stream())
+    for _ in range(data.draw(st.integers(1, 8))):  # flip bytes anywhere, metadata and body alike
+        stream[data.draw(st.integers(0, len(stream) - 1))] = data.draw(st.integers(0, 255))
+    stream = stream[: data.draw(st.integers(0, len(stream)))]
+    payload = json.dumps({"$arrow": [0, kind, False]}).encode()
+    try:
+        decode_json(payload, [bytes(stream)])
+    except WireError:
+        pass
+
+
 @fuzz_settings(100)
 @given(JSONISH)
 def test_decode_arguments_jsonish(tree: Any) -> None:
