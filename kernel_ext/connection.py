@@ -30,6 +30,8 @@ __all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
 
 #: Largest message a client accepts from the host.
 CLIENT_MAX_MESSAGE = 1 << 30
+#: The WebSocket close code of a peer that refused a message for its size.
+MESSAGE_TOO_BIG = 1009
 CONNECT_TIMEOUT = 10.0
 WS_PATH = "greenroom/api/ws"
 
@@ -177,6 +179,8 @@ class Connection:
         except Exception as error:  # noqa: BLE001 - any failure ends the connection
             reason = f"the connection failed: {error}"
         finally:
+            if ws.close_code == MESSAGE_TOO_BIG:
+                reason = "a message was larger than the host accepts (GreenroomApp.max_message_size)"
             if self._ws is ws:
                 self._ws = None
             pending, self._pending = self._pending, {}

@@ -85,10 +85,12 @@ def _hide_frames(filename: str) -> None:
     return None
 
 
-def error_payload(error: BaseException, locate: FrameLocator = _hide_frames) -> bytes:
-    """The one builder of error data: ``error`` as the JSON a :class:`Reply` carries (frames ``locate``
-    accepts; none by default, as for errors the host raises itself)."""
-    return json.dumps(error_to_data(error, locate)).encode()
+def error_payload(error: BaseException, locate: FrameLocator = _hide_frames) -> tuple[bytes, list[Part]]:
+    """The one builder of error data: ``error`` as the JSON a :class:`Reply` carries and the buffers of its
+    arguments (arrays, Media); frames ``locate`` accepts, none by default, as for errors the host raises."""
+    buffers: list[Part] = []
+    data = error_to_data(error, locate, buffers)
+    return json.dumps(data).encode(), buffers
 
 
 # -- client <-> host --------------------------------------------------------------------------------------
@@ -148,7 +150,8 @@ class Reply:
     @classmethod
     def of_error(cls, error: BaseException) -> Reply:
         """A reply carrying an error the host raised itself (no frames)."""
-        return cls(False, error_payload(error))
+        payload, buffers = error_payload(error)
+        return cls(False, payload, buffers)
 
     def pack(self, request_id: int | None) -> Parts:
         route: Route = {"kind": Kind.REPLY, "id": request_id, "ok": self.ok}
@@ -168,7 +171,7 @@ class Reply:
             data = json.loads(bytes(self.payload))
         except (ValueError, RecursionError):
             raise WireError("malformed error reply from the host") from None
-        raise error_from_data(data)
+        raise error_from_data(data, self.buffers)
 
 
 # -- host <-> runtime -------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import builtins
 import linecache
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
 from . import errors
-from .codec import decode, encode
+from .codec import Buffers, decode, encode
 from .errors import GreenroomError, RemoteError, RemoteFrame, SerializationError, WireError
 from .portable import portable_classes
 
@@ -55,8 +55,10 @@ def _frames(traceback: TracebackType | None, locate: FrameLocator) -> list[list[
     return frames
 
 
-def error_to_data(error: BaseException, locate: FrameLocator) -> ErrorData:
-    """Describe ``error`` for the wire, keeping only frames ``locate`` accepts."""
+def error_to_data(error: BaseException, locate: FrameLocator, buffers: Buffers | None = None) -> ErrorData:
+    """Describe ``error`` for the wire, keeping only frames ``locate`` accepts.  With ``buffers`` (an empty
+    list), arguments that travel as binary parts (arrays, tables, Media) are kept and their parts appended;
+    without, such arguments are left out and the error is rebuilt from its message."""
     kind = type(error)
     data: ErrorData = {
         "type": kind.__qualname__,
@@ -76,7 +78,11 @@ def error_to_data(error: BaseException, locate: FrameLocator) -> ErrorData:
     # A SyntaxError's args hold the offending source line and the file's path on the host.
     args = [error.msg] if isinstance(error, SyntaxError) else list(error.args)
     try:
-        data["args"] = encode(args, "args")[0]
+        data["args"], arg_buffers = encode(args, "args")
+        if arg_buffers and (buffers is None or buffers):
+            data["args"] = None  # nowhere to put them (the buffers' indices count from the first)
+        elif buffers is not None:
+            buffers.extend(arg_buffers)
     except (SerializationError, RecursionError):
         data["args"] = None
     name = portable_classes.by_class.get(kind)
@@ -88,15 +94,15 @@ def error_to_data(error: BaseException, locate: FrameLocator) -> ErrorData:
     return data
 
 
-def _rebuild(data: ErrorData) -> BaseException:
+def _rebuild(data: ErrorData, buffers: Buffers) -> BaseException:
     message = str(data.get("message", ""))
     type_name = str(data.get("type", "Exception"))
     module = data.get("module")
     args = None
     if isinstance(data.get("args"), list):
         try:
-            args = decode(data["args"], [])
-        except (WireError, RecursionError):
+            args = decode(data["args"], buffers)
+        except (WireError, SerializationError, RecursionError):
             args = None
     portable = data.get("portable")
     if isinstance(portable, list) and len(portable) == 2 and portable[0] in portable_classes.by_name:
@@ -129,11 +135,11 @@ def _rebuild(data: ErrorData) -> BaseException:
     return RemoteError(qualified, message)
 
 
-def error_from_data(data: ErrorData) -> BaseException:
+def error_from_data(data: ErrorData, buffers: Sequence[bytes | memoryview] = ()) -> BaseException:
     """Rebuild an exception from :func:`error_to_data` output; its traceback is the server frames."""
     if not isinstance(data, dict):
         return WireError("malformed error from the host")
-    error = _rebuild(data)
+    error = _rebuild(data, list(buffers))
     frames = []
     raw_frames = data.get("frames")
     for frame in raw_frames if isinstance(raw_frames, list) else []:

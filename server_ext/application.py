@@ -122,6 +122,13 @@ class GreenroomApp(ExtensionApp):
             kernel_manager=serverapp.kernel_manager,
         )
         self.settings.update(self.embedding.settings())
+        if serverapp.max_buffer_size < self.max_message_size:
+            self.log.warning(
+                "GreenroomApp.max_message_size (%d bytes) is larger than ServerApp.max_buffer_size (%d bytes): "
+                "larger messages will close their connection; raise ServerApp.max_buffer_size",
+                self.max_message_size,
+                serverapp.max_buffer_size,
+            )
         self.embedding.start_soon()
 
     def initialize_handlers(self) -> None:

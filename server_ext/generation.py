@@ -134,6 +134,9 @@ class Generation:
         if config.persistent:
             command.append("--persistent")
         env = dict(os.environ, GREENROOM_RUNTIME_KEY=place.key, PYTHONUNBUFFERED="1")
+        # Arrow's default allocators reserve address space up front, which the workers' memory limit
+        # (RLIMIT_AS) refuses: the system allocator only takes what it uses.
+        env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
         for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
             env.pop(name, None)
         self.process = await asyncio.create_subprocess_exec(

@@ -8,10 +8,12 @@ host and are never listed, rendered or served by any URL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from typing import Any
 
+import tornado.web
 from tornado.routing import Rule
 from tornado.web import ErrorHandler
 from voila.app import Voila
@@ -24,6 +26,9 @@ from .identity import Authenticator, KernelTokens
 from .kernels import reachable_url
 
 __all__ = ["GreenroomVoila", "launch"]
+
+#: tornado's read buffer unless told otherwise (bytes).
+DEFAULT_READ_BUFFER = 100 * 1024 * 1024
 
 
 class GreenroomVoila(Voila):
@@ -72,6 +77,12 @@ class GreenroomVoila(Voila):
         ]
         theirs: list[Any] = super().init_handlers()
         return own + theirs
+
+    def listen(self) -> None:
+        # Voilà's server keeps tornado's 100 MB read buffer; a WebSocket frame must fit in it whole.
+        buffer_size = max(DEFAULT_READ_BUFFER, self.greenroom_host.config.max_message_size + (1 << 20))
+        self.app.listen = functools.partial(tornado.web.Application.listen, self.app, max_buffer_size=buffer_size)
+        super().listen()
 
     def _handle_signal_stop(self, sig: int, frame: Any) -> None:
         """SIGTERM: stop the host (its runtime processes, runtime file, socket) on the loop, then the loop."""

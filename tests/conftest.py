@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tornado.httpserver import HTTPServer
 from traitlets.config import Config
 
 from helpers import CALC_SOURCE, Client, KernelRunner, write_notebook
@@ -38,6 +40,26 @@ def jp_server_config(server_files: Any, greenroom_config: dict[str, Any]) -> Con
             "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **greenroom_config},
         }
     )
+
+
+@pytest.fixture
+def http_server(jp_asyncio_loop: Any, http_server_port: Any, jp_web_app: Any, jp_serverapp: Any) -> Iterator[Any]:
+    """The HTTP server as ``jupyter server`` makes it: with the ServerApp's buffer and body sizes (pytest-jupyter's
+    own uses tornado's 100 MB default, smaller than a greenroom message may be)."""
+
+    async def listen() -> HTTPServer:
+        server = HTTPServer(
+            jp_web_app, max_body_size=jp_serverapp.max_body_size, max_buffer_size=jp_serverapp.max_buffer_size
+        )
+        server.add_socket(http_server_port[0])
+        return server
+
+    server = jp_asyncio_loop.run_until_complete(listen())
+    yield server
+    server.stop()
+    with contextlib.suppress(asyncio.TimeoutError):
+        jp_asyncio_loop.run_until_complete(server.close_all_connections())
+    http_server_port[0].close()
 
 
 @pytest.fixture

@@ -437,7 +437,7 @@ _SET = "set cannot be sent (allowed: "
         ((), {"x": {1, 2}}, "kwargs['x']: set cannot be sent"),
         ((), {"opts": {"deep": [(1, b"")]}}, "kwargs['opts']['deep'][0][1]: bytes cannot be sent"),
         ((), {"ok": 1, "bad": Unregistered()}, "kwargs['bad']: Unregistered cannot be sent"),
-        ((1j,), {}, "args[0]: complex cannot be sent"),
+        ((range(3),), {}, "args[0]: range cannot be sent"),
         ((print,), {}, "args[0]: builtin_function_or_method cannot be sent"),
         ((), {"k": {"a": {1: "x"}}}, "kwargs['k']['a']: dict key 1 is a int; only str keys can be sent"),
         (({(1, 2): "x"},), {}, "args[0]: dict key (1, 2) is a tuple; only str keys can be sent"),
@@ -455,7 +455,7 @@ _SET = "set cannot be sent (allowed: "
         "kwarg-set",
         "kwarg-deep-bytes",
         "unregistered-class",
-        "complex",
+        "range",
         "function",
         "int-key",
         "tuple-key",
@@ -941,7 +941,8 @@ def test_frames_only_from_located_files_and_no_source_text() -> None:
     assert got.args == ("wrong password",)
     assert got.remote_frames == [RemoteFrame("calc.server.ipynb", 7, 4, "check_password")]  # type: ignore[attr-defined]
     shown = "".join(traceback.format_exception(got))
-    assert 'File "<server notebook calc.server.ipynb, cell 7>", line 4, in check_password\nValueError' in shown
+    assert 'File "<server notebook calc.server.ipynb, cell 7>", line 4, in check_password' in shown
+    assert "(the source stays on the server)" in shown
     for secret in ("hunter2", "ANSWER_KEY", "attempt !=", "raise ValueError"):
         assert secret not in shown and secret not in describe_server_frames(got)
     assert describe_server_frames(got) == (

@@ -200,7 +200,7 @@ def _run(
             if session_buffers or not arrived or session_out != arrived[0]:
                 result.session, result.session_buffers = session_out, session_buffers
     except Exception as error:  # noqa: BLE001 - every failure of server code goes back to the caller
-        result = CallResult(request.call_id, False, error_payload(error, locate_frame))
+        result = CallResult(request.call_id, False, *error_payload(error, locate_frame))
     if output.size or output.dropped:
         result.output = output.text()
     return result
@@ -237,7 +237,7 @@ def run_worker(options: WorkerOptions) -> None:
             except WireError as error:  # answered, and the worker (with its state) keeps running
                 call_id = route.get("cid")
                 channel.send_parts(
-                    CallResult(call_id if isinstance(call_id, int) else 0, False, error_payload(error)).pack()
+                    CallResult(call_id if isinstance(call_id, int) else 0, False, *error_payload(error)).pack()
                 )
                 continue
             channel.send_parts(_run(request, options, transport.fetch_session).pack())
