@@ -16,7 +16,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 install: $(VENV)/bin/python
-	$(PY) -m pip install -q .
+	$(PY) -m pip install -q ".[data]"
 
 install-test: $(VENV)/bin/python
 	$(PY) -m pip install -q ".[test,lint,data]"

@@ -8,7 +8,7 @@ import shutil
 import nbformat
 import pytest
 
-from helpers import KernelRunner
+from helpers import KernelError, KernelRunner
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
@@ -62,6 +62,17 @@ async def test_quiz_keeps_the_answer_key_on_the_server(start_kernel, host):
     assert "Correct! Score: 1/3" in seen and "Not yet. Score: 1/3" in seen
     for answer in ("canberra", "ANSWER_KEY", "== ANSWER_KEY"):
         assert answer not in seen
+    table = await kernel.run("print(type(server.call('progress')).__name__, progress.value.count('<tr>'))")
+    assert table.split() == ["DataFrame", "4"]  # a header row and one row per question
+
+
+async def test_predictions_are_scored_against_hidden_labels(start_kernel, host):
+    kernel = await start_kernel("quiz")
+    seen = await run_notebook(kernel, os.path.join(host.root, "quiz", "predict.ipynb"))
+    assert "((200, 2), dtype('float64'))" in seen and "'accuracy': 1.0" in seen
+    assert "_TEST_LABELS" not in seen
+    with pytest.raises(KernelError, match="send 200 predictions as a numpy array"):
+        await kernel.run("server.call('score_predictions', predictions[:5])")
 
 
 async def test_errors_in_handlers_are_shown_in_the_form(start_kernel, host):
