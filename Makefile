@@ -54,7 +54,7 @@ test: install-test lint chromium
 	$(PY) -m pytest
 
 bench: $(VENV)/bin/python
-	$(PY) -m pip install -q ".[bench]"
+	$(PY) -m pip install -q ".[bench,data]"
 	$(PY) benchmarks/run.py
 
 clean:

@@ -7,7 +7,10 @@ start measuring together.  Then it measures and writes one JSON object to ``--ou
 
 - ``calls``: ``add(1, 2)`` back to back, for ``--seconds`` or ``--count`` calls
   (whichever is given; ``--max-seconds`` bounds a counted run);
-- ``media``: ``echo`` of a ``greenroom.BlobMedia`` of ``--bytes`` bytes, ``--repeat`` times.
+- ``media``: ``echo`` of a ``greenroom.BlobMedia`` of ``--bytes`` bytes, ``--repeat`` times;
+- ``data``: ``echo`` of a pandas DataFrame (``--kind frame``: float, int, string and categorical columns) or a
+  float64 numpy array (``--kind array``) of about ``--bytes`` bytes, ``--repeat`` times, and the same value
+  written and read back locally in its wire format (Arrow IPC, or ``.npy``) as the baseline.
 
 Latencies are nanoseconds from ``time.perf_counter_ns`` around each call.
 """
@@ -65,6 +68,70 @@ def run_media(size: int, repeat: int) -> dict[str, Any]:
     return {"calls": repeat, "seconds": (time.perf_counter_ns() - started) / 1e9, "latencies_ns": latencies}
 
 
+def make_data(kind: str, size: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    generator = np.random.default_rng(0)
+    if kind == "array":
+        return generator.random(size // 8).reshape(-1, 1024)
+    rows = size // 25  # 8 + 8 + 1 + 8 bytes a row (the 1 MiB frame holds strings instead: more)
+    return pd.DataFrame(
+        {
+            "value": generator.random(rows),
+            "count": generator.integers(0, 1000, rows),
+            "label": pd.Categorical.from_codes(generator.integers(0, 4, rows), ["a", "b", "c", "d"]),
+            "code": generator.integers(0, 1 << 40, rows).astype(str).astype(object)
+            if rows <= 100_000
+            else generator.random(rows),
+        }
+    )
+
+
+def local_round_trip(value: Any) -> Any:
+    """Write ``value`` in its wire format and read it back, in this process (the baseline)."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(value, np.ndarray):
+        stream = io.BytesIO()
+        np.save(stream, value, allow_pickle=False)
+        return np.load(io.BytesIO(stream.getbuffer()), allow_pickle=False)
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(value)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return pa.ipc.open_stream(sink.getvalue()).read_all().to_pandas()
+
+
+def run_data(kind: str, size: int, repeat: int) -> dict[str, Any]:
+    """Echo an array or a DataFrame ``repeat`` times, and time the local write-and-read of the same value."""
+    import numpy as np
+    import pandas as pd
+
+    value = make_data(kind, size)
+    same = np.array_equal if kind == "array" else (lambda a, b: pd.testing.assert_frame_equal(a, b) is None)
+    server.call_s("echo", value)
+    latencies: list[int] = []
+    local: list[int] = []
+    started = time.perf_counter_ns()
+    for _ in range(repeat):
+        before = time.perf_counter_ns()
+        echoed = server.call_s("echo", value)
+        latencies.append(time.perf_counter_ns() - before)
+        if not same(echoed, value):
+            raise AssertionError(f"echo did not return the same {kind}")
+    seconds = (time.perf_counter_ns() - started) / 1e9
+    for _ in range(repeat):
+        before = time.perf_counter_ns()
+        local_round_trip(value)
+        local.append(time.perf_counter_ns() - before)
+    nbytes = value.nbytes if kind == "array" else int(value.memory_usage(index=True, deep=True).sum())
+    return {"calls": repeat, "seconds": seconds, "latencies_ns": latencies, "local_ns": local, "bytes": nbytes}
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the Jupyter server's URL")
@@ -79,6 +146,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     media = modes.add_parser("media", help="echo a BlobMedia")
     media.add_argument("--bytes", type=int, required=True)
     media.add_argument("--repeat", type=int, required=True)
+    data = modes.add_parser("data", help="echo a DataFrame or a numpy array")
+    data.add_argument("--kind", choices=["frame", "array"], required=True)
+    data.add_argument("--bytes", type=int, required=True)
+    data.add_argument("--repeat", type=int, required=True)
     return parser.parse_args(argv)
 
 
@@ -93,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the driver gave up on this run
     if options.mode == "calls":
         result = run_calls(options.seconds, options.count, options.max_seconds, not options.no_latencies)
-    else:
+    elif options.mode == "media":
         result = run_media(options.bytes, options.repeat)
+    else:
+        result = run_data(options.kind, options.bytes, options.repeat)
     with open(options.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     return 0

@@ -45,6 +45,8 @@ class Plan:
     load_max_seconds: float
     media_bytes: int
     media_repeat: int
+    data_repeat_small: int  # 1 MiB DataFrame echoes
+    data_repeat_large: int  # 100 MiB DataFrame and array echoes
     floor_calls: int
     peer_calls: int  # warm peers (Anvil's worker, the Dask actor), after peer_warmup calls
     peer_warmup: int
@@ -65,6 +67,8 @@ FULL = Plan(
     load_max_seconds=150.0,
     media_bytes=10 * 1024 * 1024,
     media_repeat=20,
+    data_repeat_small=20,
+    data_repeat_large=5,
     floor_calls=5000,
     peer_calls=2000,
     peer_warmup=100,
@@ -84,6 +88,8 @@ QUICK = Plan(
     load_max_seconds=30.0,
     media_bytes=10 * 1024 * 1024,
     media_repeat=3,
+    data_repeat_small=3,
+    data_repeat_large=1,
     floor_calls=500,
     peer_calls=200,
     peer_warmup=20,

@@ -76,6 +76,41 @@ def media_round_trips(server: JupyterServer, plan: Plan) -> Sample:
     return Sample.from_ns(result["latencies_ns"], result["calls"] / result["seconds"])
 
 
+def data_round_trips(server: JupyterServer, kind: str, size: int, repeat: int) -> tuple[Sample, Sample, int]:
+    """Echo a DataFrame or an array of about ``size`` bytes: greenroom's latencies, the local write-and-read
+    baseline's, and the value's size in bytes."""
+    (result,) = run_clients(
+        server, 1, ["data", "--kind", kind, "--bytes", str(size), "--repeat", str(repeat)], timeout=300
+    )
+    greenroom = Sample.from_ns(result["latencies_ns"], result["calls"] / result["seconds"])
+    local = Sample.from_ns(result["local_ns"], 0.0)
+    return greenroom, local, result["bytes"]
+
+
+def report_data(server: JupyterServer, plan: Plan, report: Report) -> None:
+    """DataFrames and arrays echoed, against writing and reading their wire format locally (DESIGN.md: a
+    100 MB DataFrame within 2x of its Arrow IPC write and read)."""
+    for kind, size, repeat, local_format in (
+        ("frame", 1 << 20, plan.data_repeat_small, "Arrow IPC"),
+        ("frame", 100 << 20, plan.data_repeat_large, "Arrow IPC"),
+        ("array", 100 << 20, plan.data_repeat_large, ".npy"),
+    ):
+        what = "DataFrame" if kind == "frame" else "float64 array"
+        progress(f"persistent: {size >> 20} MiB {what} echo")
+        sample, local, nbytes = data_round_trips(server, kind, size, repeat)
+        ratio = sample.p50 / local.p50
+        target_met = ratio <= 2.0 if kind == "frame" and size >= 100 << 20 else None
+        report.add(
+            Row.of(
+                f"persistent: {nbytes / 2**20:.0f} MiB {what} echo",
+                sample,
+                "<=2x local" if target_met is not None else "-",
+                target_met,
+                f"N={repeat}; local {local_format} write+read p50 {local.p50:.1f} ms; ratio {ratio:.2f}",
+            )
+        )
+
+
 @dataclass
 class MemoryTrace:
     """The host's RSS against the number of calls it has served."""
@@ -173,6 +208,7 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
                 f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB",
             )
         )
+        report_data(server, plan, report)
 
 
 def report_memory(
@@ -282,7 +318,16 @@ def bench_floors(plan: Plan, report: Report) -> None:
     )
     try:
         completed = subprocess.run(
-            [sys.executable, str(WS_FLOOR_SCRIPT), "--calls", str(plan.floor_calls)],
+            [
+                sys.executable,
+                str(WS_FLOOR_SCRIPT),
+                "--calls",
+                str(plan.floor_calls),
+                "--large-bytes",
+                str(100 << 20),
+                "--large-calls",
+                str(plan.data_repeat_large),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -299,3 +344,12 @@ def bench_floors(plan: Plan, report: Report) -> None:
         report.add(
             Row.of(f"floor: tornado WebSocket echo, {label}", sample, notes=f"64 B, N={len(latencies)}"), plotted=sample
         )
+    large = floors["large"]
+    sample = Sample.from_ns(large, len(large) / (sum(large) / 1e9))
+    report.add(
+        Row.of(
+            "floor: tornado WebSocket echo, 100 MiB",
+            sample,
+            notes=f"N={len(large)}; the least a 100 MiB array or table costs over a WebSocket",
+        )
+    )

@@ -10,6 +10,10 @@ message two ways and prints one JSON object:
   loop with ``call_soon_threadsafe`` and waits on a ``concurrent.futures.Future``
   resolved by a reader task, which is how ``greenroom.connection`` works.
 
+``--large-bytes N --large-calls M`` adds ``large``: ``direct`` round trips of an
+N-byte message (tornado's 100 MB read buffers raised to fit it): the floor of any
+call that carries a large array or table over a WebSocket.
+
 Latencies are nanoseconds from ``time.perf_counter_ns``.
 """
 
@@ -35,8 +39,14 @@ WARMUP = 200
 STOP_TIMEOUT = 10.0
 
 
+#: The largest message the echo server takes.
+LARGEST = 1 << 30
+
+
 class EchoHandler(WebSocketHandler):
     """Sends every message straight back."""
+
+    max_message_size = LARGEST
 
     def on_message(self, message: str | bytes) -> None:
         self.write_message(message, binary=isinstance(message, bytes))
@@ -45,21 +55,22 @@ class EchoHandler(WebSocketHandler):
 async def serve() -> None:
     """Listen on a free loopback port, print it, and echo until stdin closes (the parent is gone)."""
     sockets = bind_sockets(0, "127.0.0.1")
-    HTTPServer(Application([(r"/echo", EchoHandler)])).add_sockets(sockets)
+    HTTPServer(Application([(r"/echo", EchoHandler)]), max_buffer_size=LARGEST + (1 << 20)).add_sockets(sockets)
     print(sockets[0].getsockname()[1], flush=True)
     await asyncio.to_thread(sys.stdin.read)
 
 
-async def direct_round_trips(url: str, calls: int) -> list[int]:
-    ws = await websocket_connect(url)
+async def direct_round_trips(url: str, calls: int, payload: bytes = PAYLOAD, warmup: int = WARMUP) -> list[int]:
+    ws = await websocket_connect(url, max_message_size=LARGEST)
+    ws.protocol.stream.max_buffer_size = LARGEST + (1 << 20)  # type: ignore[union-attr]
     latencies: list[int] = []
-    for index in range(WARMUP + calls):
+    for index in range(warmup + calls):
         before = time.perf_counter_ns()
-        await ws.write_message(PAYLOAD, binary=True)
+        await ws.write_message(payload, binary=True)
         reply = await ws.read_message()
-        if index >= WARMUP:
+        if index >= warmup:
             latencies.append(time.perf_counter_ns() - before)
-        if reply != PAYLOAD:
+        if reply != payload:
             raise AssertionError("the echo server answered something else")
     ws.close()
     return latencies
@@ -110,7 +121,7 @@ def threaded_round_trips(url: str, calls: int) -> list[int]:
     return latencies
 
 
-def measure(calls: int) -> dict[str, list[int]]:
+def measure(calls: int, large_bytes: int = 0, large_calls: int = 0) -> dict[str, list[int]]:
     """Start the echo server, measure both ways, stop the server (our own child)."""
     echo = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -121,7 +132,11 @@ def measure(calls: int) -> dict[str, list[int]]:
         if not port.isdigit():
             raise RuntimeError("the WebSocket echo server did not start")
         url = f"ws://127.0.0.1:{port}/echo"
-        return {"direct": asyncio.run(direct_round_trips(url, calls)), "threaded": threaded_round_trips(url, calls)}
+        result = {"direct": asyncio.run(direct_round_trips(url, calls)), "threaded": threaded_round_trips(url, calls)}
+        if large_bytes and large_calls:
+            large = asyncio.run(direct_round_trips(url, large_calls, bytes(large_bytes), warmup=1))
+            result["large"] = large
+        return result
     finally:
         if echo.stdin is not None:
             echo.stdin.close()  # the server's signal to stop
@@ -137,12 +152,14 @@ def measure(calls: int) -> dict[str, list[int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--large-bytes", type=int, default=0, help="also echo a message of this size")
+    parser.add_argument("--large-calls", type=int, default=0)
     parser.add_argument("--serve", action="store_true", help="run the echo server (used internally)")
     options = parser.parse_args(argv)
     if options.serve:
         asyncio.run(serve())
         return 0
-    print(json.dumps(measure(options.calls)))
+    print(json.dumps(measure(options.calls, options.large_bytes, options.large_calls)))
     return 0
 
 

@@ -153,6 +153,11 @@ class Connection:
             raise ConnectionError(
                 f"cannot reach a greenroom host at {self.endpoint.url} ({self.endpoint.source}): {error}"
             ) from None
+        # tornado's WebSocket client reads through a 100 MB buffer, which a whole frame must fit in; its
+        # IOStream's public max_buffer_size is the one place to say that replies may be up to our limit.
+        stream = getattr(ws.protocol, "stream", None)
+        if stream is not None:
+            stream.max_buffer_size = max(stream.max_buffer_size, CLIENT_MAX_MESSAGE + (1 << 20))
         self._loop.create_task(self._read(ws))
         return ws
 

@@ -101,10 +101,22 @@ def encode_table(value: Any, kind: str, path: str) -> tuple[list[Any], Any]:
             culprit = _object_column(frame, kind, arrow)
             reason = culprit or f": Arrow cannot store this {type(value).__name__} ({type(error).__name__})"
             raise SerializationError(f"{path}{reason}") from None
-    sink = arrow.BufferOutputStream()
-    with arrow.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return [kind, unnamed], memoryview(sink.getvalue())
+    return [kind, unnamed], memoryview(_ipc_stream(arrow, table))
+
+
+def _ipc_stream(arrow: Any, table: Any) -> Any:
+    """``table`` as an Arrow IPC stream in one buffer of the exact size (measured by a first pass that copies
+    nothing), so that a large table is not copied again each time a growing buffer doubles."""
+
+    def write(sink: Any) -> None:
+        with arrow.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    measure = arrow.MockOutputStream()
+    write(measure)
+    stream = arrow.allocate_buffer(measure.size())
+    write(arrow.FixedSizeBufferWriter(stream))
+    return stream
 
 
 # -- receiving ---------------------------------------------------------------------------------------------
