@@ -77,10 +77,11 @@ def find_endpoint() -> tuple[Endpoint | None, list[str]]:
     tried: list[str] = []
     url = os.environ.get("GREENROOM_URL")
     if url:
-        headers = {
-            "X-Greenroom-Kernel-Id": os.environ.get("GREENROOM_KERNEL_ID", ""),
-            "X-Greenroom-Token": os.environ.get("GREENROOM_TOKEN", ""),
-        }
+        token, hub_token = os.environ.get("GREENROOM_TOKEN", ""), os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        if hub_token and not token:  # a hub user's kernel calling the hub's greenroom service
+            headers = {"Authorization": f"token {hub_token}"}
+            return Endpoint(url, headers, "GREENROOM_URL in the environment, with the JupyterHub token"), tried
+        headers = {"X-Greenroom-Kernel-Id": os.environ.get("GREENROOM_KERNEL_ID", ""), "X-Greenroom-Token": token}
         return Endpoint(url, headers, "GREENROOM_URL in the environment"), tried
     tried.append("GREENROOM_URL is not set (this process was not launched by a Jupyter server with greenroom)")
     pattern = runtime_file_pattern()

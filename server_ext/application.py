@@ -8,6 +8,8 @@ token, and the server's own users when its Authorizer lets them ``execute`` on `
 
 from __future__ import annotations
 
+import os
+
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode
 
@@ -113,6 +115,13 @@ class GreenroomApp(ExtensionApp):
             kernels = serverapp.kernel_manager
             return [KernelTokens(host.credentials, kernels.__contains__, kernels_are_owners=True), JupyterUsers()]
 
+        elsewhere = os.environ.get("GREENROOM_URL", "")
+        if elsewhere:  # e.g. a hub user's server, whose admin pointed every kernel at the hub's greenroom service
+            self.log.info(
+                "GREENROOM_URL names a greenroom host (%s): this server's kernels are left pointed at it; "
+                "this server's own host serves only processes that use its runtime file",
+                elsewhere,
+            )
         self.embedding = HostEmbedding(
             self.host_config(),
             serverapp.root_dir,
@@ -120,6 +129,7 @@ class GreenroomApp(ExtensionApp):
             lambda: local_url(serverapp),
             authenticators,
             kernel_manager=serverapp.kernel_manager,
+            kernels_call_this_host=not elsewhere,
         )
         self.settings.update(self.embedding.settings())
         if serverapp.max_buffer_size < self.max_message_size:

@@ -1,4 +1,4 @@
-"""The ``greenroom`` command."""
+"""The ``greenroom`` command: ``serve`` (a published app) and ``host`` (the standalone host)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ import sys
 __all__ = ["main"]
 
 
+USAGE = """usage:
+  greenroom serve APP_DIR [--port N] [--ip ADDR] [--no-browser] [Voila options]
+      publish an app as a Voila dashboard, its server notebooks on the embedded host
+  greenroom host DIR [--port N] [--ip ADDR] [--GreenroomApp.<option>=<value> ...]
+      the standalone host: serve DIR's server notebooks to callers that present its token"""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``greenroom serve APP_DIR ...`` publishes an app as a Voilà dashboard."""
+    """``greenroom serve APP_DIR ...`` or ``greenroom host DIR ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print("usage: greenroom serve APP_DIR [--port N] [--ip ADDR] [--no-browser] [Voila options]")
+        print(USAGE)
         raise SystemExit(0 if args else 2)
-    if args[0] != "serve":
-        print(f"greenroom: unknown command {args[0]!r}; try: greenroom serve APP_DIR", file=sys.stderr)
+    if args[0] == "serve":
+        from .serve import launch
+    elif args[0] == "host":
+        from .standalone import launch
+    else:
+        print(f"greenroom: unknown command {args[0]!r}\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
-    from .serve import launch
-
     launch(args[1:])

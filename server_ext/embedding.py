@@ -2,7 +2,8 @@
 
 An embedding (the Jupyter server extension, ``greenroom serve``, a standalone host) builds a
 :class:`HostEmbedding` with its configuration, root, logger, kernel manager (if it launches
-kernels), its URL and its authenticators.  The embedding then adds :meth:`settings` to its
+kernels, which are then given this host's credentials unless they call another host), its URL
+and its authenticators.  The embedding then adds :meth:`settings` to its
 tornado settings, :meth:`handlers` to its routes, calls :meth:`start_soon` once its loop runs
 and awaits :meth:`stop` when it stops.
 """
@@ -17,7 +18,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from .config import HostConfig
-from .handlers import CallSocketHandler, StatusHandler
+from .handlers import BareCallSocketHandler, CallSocketHandler, StatusHandler
 from .host import Host
 from .identity import Authenticator
 from .kernels import inject_credentials
@@ -39,12 +40,14 @@ class HostEmbedding:
         url_of: Callable[[], str],
         authenticators: Callable[[Host], Sequence[Authenticator]],
         kernel_manager: Any = None,
+        *,
+        kernels_call_this_host: bool = True,
     ) -> None:
         self.url_of = url_of
         live_kernel_ids = kernel_manager.list_kernel_ids if kernel_manager is not None else None
         self.host = Host(config, root, log, live_kernel_ids=live_kernel_ids)
         self.authenticators = list(authenticators(self.host))
-        if kernel_manager is not None:
+        if kernel_manager is not None and kernels_call_this_host:
             inject_credentials(kernel_manager, url_of, self.host.credentials)
 
     def settings(self) -> dict[str, Any]:
@@ -52,9 +55,12 @@ class HostEmbedding:
         return {"greenroom_host": self.host, "greenroom_authenticators": self.authenticators}
 
     def handlers(
-        self, prefix: str = "", *, status: bool = True, **handler_kwargs: Any
+        self, prefix: str = "", *, status: bool = True, jupyter: bool = True, **handler_kwargs: Any
     ) -> list[tuple[str, type, dict[str, Any]]]:
-        """The call socket route under ``prefix``, and the status route unless ``status`` is false."""
+        """The call socket route under ``prefix``, and the status route unless ``status`` is false; ``jupyter``:
+        the handlers run in a Jupyter server's application (else in a bare tornado one, with no status route)."""
+        if not jupyter:
+            return [(url_path_join(prefix, CALL_SOCKET_PATH), BareCallSocketHandler, handler_kwargs)]
         routes: list[tuple[str, type, dict[str, Any]]] = [
             (url_path_join(prefix, CALL_SOCKET_PATH), CallSocketHandler, handler_kwargs),
         ]

@@ -28,18 +28,15 @@ from greenroom.wire import pack, parse_route, unpack
 from .host import Host
 from .identity import AUTH_RESOURCE, Authenticator, Caller, authenticate
 
-__all__ = ["CallSocketHandler", "StatusHandler"]
+__all__ = ["BareCallSocketHandler", "CallChannel", "CallSocketHandler", "StatusHandler"]
 
 
-class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
-    """The call channel: binary messages ``[route, payload, *buffers]`` both ways (see :mod:`greenroom.protocol`)."""
+class CallChannel(WebSocketHandler):
+    """The call channel over any tornado WebSocket handler: binary messages ``[route, payload, *buffers]`` both
+    ways (see :mod:`greenroom.protocol`), opened only for a caller an authenticator accepts."""
 
-    auth_resource = AUTH_RESOURCE
     caller: Caller
     tasks: dict[int, asyncio.Task[None]]
-
-    def set_default_headers(self) -> None:
-        """WebSockets take none of JupyterHandler's default headers."""
 
     @property
     def host(self) -> Host:
@@ -53,15 +50,14 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
     def max_message_size(self) -> int:
         return self.host.config.max_message_size
 
-    @allow_unauthenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    async def admit(self) -> None:
+        """Identify the caller before the socket opens; ``HTTPError(403)`` refuses."""
         try:
             self.caller = await authenticate(self.authenticators, self)
         except web.HTTPError as error:
             self.host.log.warning("refused a call connection: %s", error.log_message)
             raise
         self.tasks = {}
-        await super().get(*args, **kwargs)
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, str):
@@ -129,6 +125,28 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
         caller = getattr(self, "caller", None)
         if caller is not None:
             self.host.end_session(caller)
+
+
+class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, CallChannel, JupyterHandler):
+    """The call channel inside a Jupyter server (or Voilà): its users may call when its Authorizer allows."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def set_default_headers(self) -> None:
+        """WebSockets take none of JupyterHandler's default headers."""
+
+    @allow_unauthenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.admit()
+        await super().get(*args, **kwargs)
+
+
+class BareCallSocketHandler(CallChannel):
+    """The call channel of a bare tornado application (``greenroom host``): no Jupyter server around it."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.admit()
+        await super().get(*args, **kwargs)
 
 
 class StatusHandler(ExtensionHandlerMixin, APIHandler):

@@ -76,6 +76,22 @@ class KernelTokens:
         raise web.HTTPError(403, "greenroom: wrong token")
 
 
+class HostToken:
+    """``Authorization: token <t>`` where ``t`` is the host's own token (printed by ``greenroom host`` and kept
+    in its runtime file): whoever started the host, and the processes they gave it to.  Any other token is
+    left to the next authenticator."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
+        scheme, _, token = handler.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "token" or not token.strip() or not self.credentials.check(LOCAL_ID, token.strip()):
+            return None
+        connection = uuid.uuid4().hex
+        return Caller("local", connection, f"local:{connection}", owner=True)
+
+
 class JupyterUsers:
     """Users the Jupyter server itself authenticated (its token or login), allowed by its Authorizer to
     ``execute`` on the ``greenroom`` resource, as the kernel WebSocket asks for ``execute`` on ``kernels``."""

@@ -1,0 +1,106 @@
+"""``greenroom host DIR``: the standalone host, with no Jupyter server and no kernels of its own.
+
+A bare tornado application around the one :class:`~greenroom.server_ext.host.Host` (through
+:class:`~greenroom.server_ext.embedding.HostEmbedding`, like the other embeddings).  Every
+``GreenroomApp`` option is accepted on the command line (``--GreenroomApp.persistent=True``).  Callers
+present the host's token (printed at start, and in its 0600 runtime file): ``GREENROOM_URL`` with
+``GREENROOM_TOKEN``, or ``greenroom.connect(url, token=...)``.  SIGTERM and SIGINT stop the runtime
+processes and remove the runtime file and the socket folder before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any, ClassVar
+
+from tornado.httpserver import HTTPServer
+from tornado.web import Application
+from traitlets import Int, Unicode
+from traitlets.config import Application as ConfigApplication
+
+from .application import GreenroomApp
+from .embedding import HostEmbedding
+from .host import Host
+from .identity import Authenticator, HostToken, KernelTokens
+from .kernels import reachable_url
+
+__all__ = ["GreenroomHostApp", "launch"]
+
+#: tornado's read buffer unless told otherwise (bytes); a WebSocket frame must fit in it whole.
+DEFAULT_READ_BUFFER = 100 * 1024 * 1024
+USAGE = "usage: greenroom host DIR [--port N] [--ip ADDR] [--GreenroomApp.<option>=<value> ...]"
+
+
+class GreenroomHostApp(ConfigApplication):
+    """The standalone host's command line: where to listen, and every ``GreenroomApp`` option."""
+
+    name = "greenroom-host"
+    description = "greenroom host DIR: serve the server notebooks under DIR to callers that present its token"
+    classes: ClassVar[list[type]] = [GreenroomApp]
+    aliases: ClassVar[dict[str, str]] = {"port": "GreenroomHostApp.port", "ip": "GreenroomHostApp.ip"}
+
+    port = Int(8765, help="The port to listen on (no other is tried).").tag(config=True)
+    ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
+    root = Unicode("", help="The folder whose server notebooks the host serves (the command's argument).")
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        if len(self.extra_args) != 1:
+            raise SystemExit(USAGE)
+        self.root = os.path.abspath(self.extra_args[0])
+        if not os.path.isdir(self.root):
+            raise SystemExit(f"greenroom host: {self.extra_args[0]!r} is not a folder")
+
+    def url(self) -> str:
+        return reachable_url("http", self.ip, self.port, "/")
+
+    def embedding(self) -> HostEmbedding:
+        options = GreenroomApp(config=self.config, log=self.log)
+
+        def authenticators(host: Host) -> list[Authenticator]:
+            # No kernels of its own: only the host's token (a kernel token can never be minted here).
+            return [
+                KernelTokens(host.credentials, lambda _: False, kernels_are_owners=False),
+                HostToken(host.credentials),
+            ]
+
+        return HostEmbedding(options.host_config(), self.root, self.log, self.url, authenticators)
+
+    def application(self, embedding: HostEmbedding) -> Application:
+        settings = {"websocket_ping_interval": 30, **embedding.settings()}
+        return Application(embedding.handlers("/", jupyter=False), **settings)
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+    async def serve(self) -> None:
+        embedding = self.embedding()
+        buffer_size = max(DEFAULT_READ_BUFFER, embedding.host.config.max_message_size + (1 << 20))
+        server = HTTPServer(self.application(embedding), max_buffer_size=buffer_size)
+        server.listen(self.port, self.ip)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stopped.set)
+        embedding.start_soon()
+        token = embedding.host.credentials.token_for("local")
+        sys.stdout.write(
+            f"greenroom host serving {self.root}\n  GREENROOM_URL={self.url()}\n  GREENROOM_TOKEN={token}\n"
+        )
+        sys.stdout.flush()
+        try:
+            await stopped.wait()
+        finally:
+            self.log.info("stopping")
+            server.stop()
+            await embedding.stop()
+
+
+def launch(argv: list[str]) -> None:
+    """Run ``greenroom host`` with ``argv`` (the arguments after ``host``)."""
+    app = GreenroomHostApp()
+    app.initialize(argv)
+    app.start()

@@ -1,0 +1,154 @@
+"""`greenroom host DIR`: the standalone host as a real process, called with its token, stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from processes import free_port, start, stop
+
+from helpers import CALC_SOURCE, SECRET, write_notebook
+
+GREENROOM = os.path.join(os.path.dirname(sys.executable), "greenroom")
+
+
+def children_of(pid: int) -> set[int]:
+    """The process's direct children (from /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found |= {int(child) for child in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    write_notebook(root / "calc.server.ipynb", CALC_SOURCE)
+    runtime = tmp_path / "host-runtime"
+    runtime.mkdir()
+    port = free_port()
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
+    for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
+        env.pop(name, None)
+    log = tmp_path / "host.log"
+    process = start(
+        [GREENROOM, "host", str(root), "--port", str(port), "--GreenroomApp.persistent=True"], str(log), env=env
+    )
+    deadline = time.monotonic() + 60
+    while not re.search(r"GREENROOM_TOKEN=(\w+)", log.read_text()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise AssertionError(f"greenroom host did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    text = log.read_text()
+    url = re.search(r"GREENROOM_URL=(\S+)", text).group(1)
+    token = re.search(r"GREENROOM_TOKEN=(\w+)", text).group(1)
+    yield {"process": process, "url": url, "token": token, "runtime": runtime, "env": env, "log": log}
+    stop(process)
+
+
+def run_client(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def test_a_process_with_the_url_and_token_calls_it_and_a_wrong_token_is_refused(standalone):
+    env = dict(standalone["env"], GREENROOM_URL=standalone["url"], GREENROOM_TOKEN=standalone["token"])
+    done = run_client("from greenroom import server\nprint(server.call('add', 2, 3), server.call('whoami'))", env)
+    assert done.stdout.split() == ["5", "['local',", "'whoami']"], done.stderr
+    connected = run_client(
+        f"import greenroom\ngreenroom.connect({standalone['url']!r}, token={standalone['token']!r})\n"
+        "print(greenroom.server.call('add', 20, 22))",
+        standalone["env"],
+    )
+    assert connected.stdout.split() == ["42"], connected.stderr
+    refused = run_client(
+        "from greenroom import server\ntry:\n    server.call('add', 1, 1)\nexcept server.ConnectionError as e:\n"
+        "    print('refused:', e)",
+        dict(env, GREENROOM_TOKEN="wrong"),
+    )
+    assert "refused: " in refused.stdout and "HTTP 403" in refused.stdout, refused.stderr
+    assert SECRET not in done.stdout + connected.stdout + refused.stdout + standalone["log"].read_text()
+
+
+def test_it_writes_a_private_runtime_file_and_sigterm_leaves_nothing_behind(standalone):
+    process = standalone["process"]
+    (runtime_file,) = standalone["runtime"].glob("greenroom-*.json")
+    assert runtime_file.stat().st_mode & 0o777 == 0o600
+    assert standalone["token"] in runtime_file.read_text()
+    env = dict(standalone["env"], GREENROOM_URL=standalone["url"], GREENROOM_TOKEN=standalone["token"])
+    assert run_client("from greenroom import server\nprint(server.call('add', 1, 1))", env).stdout.strip() == "2"
+    runtime_processes = children_of(process.pid)
+    assert runtime_processes  # the template that loaded the notebooks
+    descendants = set(runtime_processes)
+    for pid in runtime_processes:
+        descendants |= children_of(pid)
+    stop(process)
+    assert process.returncode == 0, standalone["log"].read_text()[-2000:]
+    assert not any(alive(pid) for pid in descendants)
+    assert not list(standalone["runtime"].glob("greenroom-*.json"))
+
+
+def test_bad_command_lines_get_usage(tmp_path):
+    for args, message in (
+        ([], "usage: greenroom host DIR"),
+        ([str(tmp_path / "missing")], "is not a folder"),
+        ([str(tmp_path), "--GreenroomApp.call_timeout=-1"], "call_timeout"),
+    ):
+        done = subprocess.run([GREENROOM, "host", *args], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0 and message in done.stderr + done.stdout, (args, done.stderr)
+
+
+@pytest.fixture
+def pointed_elsewhere(standalone, monkeypatch):
+    """The Jupyter server's environment names the standalone host (as a hub admin's Spawner.environment does)."""
+    monkeypatch.setenv("GREENROOM_URL", standalone["url"])
+    monkeypatch.setenv("GREENROOM_TOKEN", standalone["token"])
+    return standalone
+
+
+async def test_a_server_whose_environment_names_a_host_leaves_its_kernels_pointed_at_it(
+    pointed_elsewhere, start_kernel
+):
+    kernel = await start_kernel()
+    out = await kernel.run(
+        "import os\nfrom greenroom import server\n"
+        "print(os.environ['GREENROOM_URL'], 'GREENROOM_KERNEL_ID' in os.environ, server.call('whoami')[0])\n"
+        "%load_ext greenroom\n%greenroom"
+    )
+    url, has_kernel_id, client_type = out.splitlines()[0].split()
+    assert url == pointed_elsewhere["url"] and has_kernel_id == "False" and client_type == "local"
+    assert f"connected to {pointed_elsewhere['url']} (GREENROOM_URL in the environment)" in out
+
+
+def test_a_hub_users_kernel_presents_its_hub_token_when_it_has_no_greenroom_token(monkeypatch):
+    from greenroom.connection import find_endpoint
+
+    monkeypatch.setenv("GREENROOM_URL", "http://127.0.0.1:1/services/greenroom/")
+    monkeypatch.delenv("GREENROOM_TOKEN", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token")
+    endpoint, _ = find_endpoint()
+    assert endpoint is not None and endpoint.headers == {"Authorization": "token hub-token"}
+    assert "JupyterHub token" in endpoint.source
+    monkeypatch.setenv("GREENROOM_TOKEN", "greenroom-token")  # a greenroom token, when given, wins
+    endpoint, _ = find_endpoint()
+    assert endpoint is not None and endpoint.headers["X-Greenroom-Token"] == "greenroom-token"
