@@ -14,7 +14,7 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any, ClassVar
+from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.web import Application
@@ -39,8 +39,8 @@ class GreenroomHostApp(ConfigApplication):
 
     name = "greenroom-host"
     description = "greenroom host DIR: serve the server notebooks under DIR to callers that present its token"
-    classes: ClassVar[list[type]] = [GreenroomApp]
-    aliases: ClassVar[dict[str, str]] = {"port": "GreenroomHostApp.port", "ip": "GreenroomHostApp.ip"}
+    classes = [GreenroomApp]  # noqa: RUF012 - traitlets declares these as plain class attributes
+    aliases = {"port": "GreenroomHostApp.port", "ip": "GreenroomHostApp.ip"}  # noqa: RUF012
 
     port = Int(8765, help="The port to listen on (no other is tried).").tag(config=True)
     ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
@@ -99,8 +99,11 @@ class GreenroomHostApp(ConfigApplication):
             await embedding.stop()
 
 
-def launch(argv: list[str]) -> None:
-    """Run ``greenroom host`` with ``argv`` (the arguments after ``host``)."""
+def launch(args: list[str]) -> None:
+    """Run ``greenroom host`` with ``args`` (the arguments after ``host``)."""
     app = GreenroomHostApp()
-    app.initialize(argv)
-    app.start()
+    app.initialize(args)
+    try:
+        app.start()
+    except ValueError as error:  # a bad option value (HostConfig names it)
+        raise SystemExit(f"greenroom host: {error}") from None

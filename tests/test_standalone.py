@@ -112,7 +112,7 @@ def test_bad_command_lines_get_usage(tmp_path):
     for args, message in (
         ([], "usage: greenroom host DIR"),
         ([str(tmp_path / "missing")], "is not a folder"),
-        ([str(tmp_path), "--GreenroomApp.call_timeout=-1"], "call_timeout"),
+        ([str(tmp_path), "--GreenroomApp.call_timeout=-1"], "greenroom host: GreenroomApp.call_timeout"),
     ):
         done = subprocess.run([GREENROOM, "host", *args], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode != 0 and message in done.stderr + done.stdout, (args, done.stderr)
