@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import CallContext, Server, connect, server
+from .api import CallContext, Server, User, connect, server
 from .errors import ConnectionError as ConnectionError  # re-exported, not in __all__ (see above)
 from .errors import (
     ExecutionTerminatedError,
@@ -38,6 +38,7 @@ __all__ = [
     "SerializationError",
     "Server",
     "URLMedia",
+    "User",
     "__version__",
     "connect",
     "load_ipython_extension",

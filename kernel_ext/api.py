@@ -43,13 +43,24 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
+class User:
+    """An authenticated caller, as the deployment knows them: a JupyterHub user (name and groups), or the
+    Jupyter server's user."""
+
+    name: str
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class CallContext:
-    """Who is calling: set by the runtime while a server function runs."""
+    """Who is calling: set by the runtime while a server function runs.  ``user`` is None where the
+    deployment knows no user (a published app's visitors, a process with a host's token)."""
 
     client_type: str = "none"
     client_id: str = ""
     function: str = ""
     call_id: str = ""
+    user: User | None = None
 
 
 class CallSession:

@@ -193,6 +193,7 @@ class CallRequest:
     buffers: list[Part]
     session: Part | None = None
     session_buffers: list[Part] = field(default_factory=list)
+    user: tuple[str, list[str]] | None = None  # the authenticated user's name and groups
 
     def pack(self) -> Parts:
         route = {
@@ -202,6 +203,7 @@ class CallRequest:
             "caller": list(self.caller),
             "nbuf": len(self.buffers),
             "lent": self.session is not None,
+            "user": None if self.user is None else [self.user[0], list(self.user[1])],
         }
         session = self.session if self.session is not None else b""
         return [route_bytes(route), self.payload, session, *self.buffers, *self.session_buffers]
@@ -211,6 +213,9 @@ class CallRequest:
         nbuf = _buffer_count(route, parts, 3)
         caller = route.get("caller")
         client_type, client_id = caller if isinstance(caller, list) and len(caller) == 2 else ("none", "")
+        user = route.get("user")
+        named = isinstance(user, list) and len(user) == 2 and isinstance(user[1], list)
+        user = user if named else None
         return cls(
             _int(route.get("cid")),
             str(route.get("name")),
@@ -219,6 +224,7 @@ class CallRequest:
             list(parts[3 : 3 + nbuf]),
             parts[2] if route.get("lent") else None,
             list(parts[3 + nbuf :]),
+            None if user is None else (str(user[0]), [str(group) for group in user[1]]),
         )
 
 

@@ -188,6 +188,8 @@ class Host:
             timeout = float(info.get("timeout") or self.config.call_timeout)
             self.call_ids += 1
             request = CallRequest(self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers)
+            if caller.user is not None:
+                request.user = (caller.user.name, sorted(caller.user.groups))
             if lent is not None:
                 request.session, request.session_buffers = lent
             try:
@@ -291,7 +293,12 @@ class Host:
         generation = self.reloader.serving
         rejected = self.reloader.rejected
         you = (
-            {"client_type": caller.client_type, "client_id": caller.client_id, "owner": caller.owner}
+            {
+                "client_type": caller.client_type,
+                "client_id": caller.client_id,
+                "owner": caller.owner,
+                "user": None if caller.user is None else caller.user.name,
+            }
             if caller is not None
             else None
         )

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from jupyter_server.utils import ensure_async
 from tornado import web
 
+from greenroom.api import User
+
 from .credentials import LOCAL_ID, Credentials
 
 __all__ = ["AUTH_RESOURCE", "Authenticator", "Caller", "JupyterUsers", "KernelTokens", "authenticate"]
@@ -33,10 +35,11 @@ class Caller:
     server's user: its token, the runtime file's token, or its own kernels inside Jupyter) may also force
     a reload; other callers may only call."""
 
-    client_type: str  # "kernel", "local", "user" or "server" (a nested call)
+    client_type: str  # "kernel", "local", "user", "hub" or "server" (a nested call)
     client_id: str
     session_key: str
     owner: bool = False
+    user: User | None = None  # the authenticated user, where the deployment knows one
 
 
 #: The caller of a server-to-server call that has no caller of its own.
@@ -104,7 +107,8 @@ class JupyterUsers:
         if not await ensure_async(authorizer.is_authorized(handler, user, "execute", AUTH_RESOURCE)):
             raise web.HTTPError(403, f"greenroom: user {getattr(user, 'username', '')!r} may not call server functions")
         connection = uuid.uuid4().hex
-        return Caller("user", getattr(user, "username", "") or "user", f"user:{connection}", owner=True)
+        name = getattr(user, "username", "") or "user"
+        return Caller("user", name, f"user:{connection}", owner=True, user=User(name))
 
 
 async def authenticate(authenticators: Sequence[Authenticator], handler: web.RequestHandler) -> Caller:

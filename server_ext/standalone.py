@@ -24,6 +24,7 @@ from traitlets.config import Application as ConfigApplication
 from .application import GreenroomApp
 from .embedding import HostEmbedding
 from .host import Host
+from .hub import HubService, HubUsers, hub_service
 from .identity import Authenticator, HostToken, KernelTokens
 from .kernels import reachable_url
 
@@ -45,6 +46,8 @@ class GreenroomHostApp(ConfigApplication):
     port = Int(8765, help="The port to listen on (no other is tried).").tag(config=True)
     ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
     root = Unicode("", help="The folder whose server notebooks the host serves (the command's argument).")
+    hub: HubService | None = None  # set when this process runs as a JupyterHub service
+    prefix = "/"
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
@@ -53,25 +56,29 @@ class GreenroomHostApp(ConfigApplication):
         self.root = os.path.abspath(self.extra_args[0])
         if not os.path.isdir(self.root):
             raise SystemExit(f"greenroom host: {self.extra_args[0]!r} is not a folder")
+        self.hub = hub_service()
+        if self.hub is not None:  # a JupyterHub service listens where the hub says, under its prefix
+            self.ip, self.port, self.prefix = self.hub.ip, self.hub.port, self.hub.prefix
 
     def url(self) -> str:
-        return reachable_url("http", self.ip, self.port, "/")
+        return reachable_url("http", self.ip, self.port, self.prefix)
 
     def embedding(self) -> HostEmbedding:
         options = GreenroomApp(config=self.config, log=self.log)
+        hub = self.hub
 
         def authenticators(host: Host) -> list[Authenticator]:
-            # No kernels of its own: only the host's token (a kernel token can never be minted here).
-            return [
-                KernelTokens(host.credentials, lambda _: False, kernels_are_owners=False),
-                HostToken(host.credentials),
-            ]
+            # No kernels of its own: a kernel token can never be minted here.  Under a hub, its users.
+            found: list[Authenticator] = [KernelTokens(host.credentials, lambda _: False, kernels_are_owners=False)]
+            if hub is not None:
+                found.append(HubUsers(hub))
+            return [*found, HostToken(host.credentials)]
 
         return HostEmbedding(options.host_config(), self.root, self.log, self.url, authenticators)
 
     def application(self, embedding: HostEmbedding) -> Application:
         settings = {"websocket_ping_interval": 30, **embedding.settings()}
-        return Application(embedding.handlers("/", jupyter=False), **settings)
+        return Application(embedding.handlers(self.prefix, jupyter=False), **settings)
 
     def start(self) -> None:
         asyncio.run(self.serve())
@@ -86,10 +93,16 @@ class GreenroomHostApp(ConfigApplication):
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stopped.set)
         embedding.start_soon()
-        token = embedding.host.credentials.token_for("local")
-        sys.stdout.write(
-            f"greenroom host serving {self.root}\n  GREENROOM_URL={self.url()}\n  GREENROOM_TOKEN={token}\n"
-        )
+        if self.hub is not None:  # tokens are never logged under a hub: the owner's is in the runtime file
+            sys.stdout.write(
+                f"greenroom host serving {self.root} as JupyterHub service {self.hub.name!r} at {self.url()}; "
+                f"hub users whose token grants access:services!service={self.hub.name} may call\n"
+            )
+        else:
+            token = embedding.host.credentials.token_for("local")
+            sys.stdout.write(
+                f"greenroom host serving {self.root}\n  GREENROOM_URL={self.url()}\n  GREENROOM_TOKEN={token}\n"
+            )
         sys.stdout.flush()
         try:
             await stopped.wait()

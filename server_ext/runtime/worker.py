@@ -20,7 +20,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from typing import Any
 
-from greenroom.api import CallContext, CallSession, current_call_session, server
+from greenroom.api import CallContext, CallSession, User, current_call_session, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
 from greenroom.errors import NoServerFunctionError, SerializationError, WireError
 from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, Role, error_payload
@@ -186,7 +186,8 @@ def _run(
             raise NoServerFunctionError(f"no server function named {request.name!r}")
         args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
         state, arrived = _call_session(request, options, fetch)
-        context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id))
+        user = User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
+        context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id), user)
         with redirect_stdout(output), redirect_stderr(output), server.running_call(state, context):
             value = entry.function(*args, **kwargs)
             if inspect.iscoroutine(value):
