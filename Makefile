@@ -9,7 +9,7 @@ APP ?= notebooks/guess
 # mypy sees the package as it is imported: greenroom = kernel_ext/, with widgets/ and server_ext/ inside.
 TYPECHECK := build/typecheck
 
-.PHONY: run test lint typecheck dev bench install install-test chromium clean
+.PHONY: run test lint typecheck dev bench install install-test chromium proxy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,13 +44,19 @@ typecheck: $(VENV)/bin/mypy
 	set -o pipefail; cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p greenroom \
 		| sed -e 's#^greenroom/widgets/#widgets/#' -e 's#^greenroom/server_ext/#server_ext/#' -e 's#^greenroom/#kernel_ext/#'
 
+# JupyterHub's Node proxy, for the hub tests (what every hub deployment runs).
+proxy:
+	@command -v configurable-http-proxy >/dev/null || ( \
+		(command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)) \
+		&& npm install -g -s configurable-http-proxy)
+
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 run: install
 	$(VENV)/bin/greenroom serve $(APP) --port $(PORT) --ip 127.0.0.1 --no-browser
 
-test: install-test lint chromium
+test: install-test lint chromium proxy
 	$(PY) -m pytest
 
 bench: $(VENV)/bin/python

@@ -276,12 +276,16 @@ class KernelSocket:
         return msg_id
 
     def output(self, msg_id: str) -> str:
-        """The stdout of the execution ``msg_id``."""
-        return "".join(
-            message["content"]["text"]
-            for message in self.messages
-            if message["msg_type"] == "stream" and message["parent_header"].get("msg_id") == msg_id
-        )
+        """What the execution ``msg_id`` printed and displayed (as plain text)."""
+        shown = []
+        for message in self.messages:
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "stream":
+                shown.append(message["content"]["text"])
+            elif message["msg_type"] in ("display_data", "execute_result"):
+                shown.append(message["content"]["data"].get("text/plain", "") + "\n")
+        return "".join(shown)
 
     async def until(self, predicate: Any, timeout: float) -> None:
         """Receive messages until ``predicate(messages)`` holds; AssertionError after ``timeout`` seconds."""

@@ -1,0 +1,198 @@
+"""`greenroom host` as a JupyterHub service, against a real hub with the Node proxy, dummy auth and real
+single-user servers: students' kernels call with no code change, the host knows who calls, and tokens
+that must not call are refused before the socket opens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import textwrap
+import urllib.request
+from typing import Any
+
+import pytest
+from processes import free_port, start, stop, wait_for_http
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from helpers import SECRET, KernelSocket, write_notebook
+
+pytestmark = pytest.mark.hub
+
+BIN = os.path.dirname(sys.executable)
+PROXY = shutil.which("configurable-http-proxy")
+ADMIN_TOKEN = "a0" * 16
+OTHER_SERVICE_TOKEN = "b1" * 16
+
+COURSE = f'''
+from greenroom import server
+
+ANSWER = "{SECRET}"   # the teacher's, never a student's
+
+@server.callable
+def whoami():
+    user = server.context.user
+    return None if user is None else [user.name, sorted(user.groups)]
+
+@server.callable
+def remember(value):
+    server.session["value"] = value
+
+@server.callable
+def recall():
+    return server.session.get("value")
+'''
+
+
+def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
+    service_url = f"http://127.0.0.1:{ports['service']}"
+    return textwrap.dedent(
+        f"""
+        c.JupyterHub.ip = "127.0.0.1"
+        c.JupyterHub.port = {ports["hub"]}
+        c.JupyterHub.hub_ip = "127.0.0.1"
+        c.JupyterHub.hub_port = {ports["api"]}
+        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
+        c.ConfigurableHTTPProxy.command = [{PROXY!r}]
+        c.JupyterHub.authenticator_class = "dummy"
+        c.JupyterHub.spawner_class = "simple"
+        c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
+        c.Spawner.cmd = [{os.path.join(BIN, "jupyterhub-singleuser")!r}]
+        c.Spawner.args = ["--allow-root"]
+        c.Spawner.start_timeout = 90
+        c.Spawner.http_timeout = 90
+        c.Spawner.environment = {{"GREENROOM_URL": "http://127.0.0.1:{ports["hub"]}/services/greenroom/"}}
+        c.Spawner.server_token_scopes = [
+            "users:activity!user", "access:servers!server", "access:services!service=greenroom"
+        ]
+        c.JupyterHub.services = [
+            {{"name": "greenroom", "url": {service_url!r},
+              "command": [{os.path.join(BIN, "greenroom")!r}, "host", {root!r}]}},
+            {{"name": "admin-bot", "api_token": {ADMIN_TOKEN!r}}},
+            {{"name": "other-service", "api_token": {OTHER_SERVICE_TOKEN!r}}},
+        ]
+        c.JupyterHub.load_groups = {{"students": {{"users": ["alice", "bob"]}}, "teachers": {{"users": ["tess"]}}}}
+        c.JupyterHub.load_roles = [
+            {{"name": "user", "scopes": ["self", "access:services!service=greenroom"]}},
+            {{"name": "admin-bot", "services": ["admin-bot"],
+              "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "access:services"]}},
+            {{"name": "other-service", "services": ["other-service"], "scopes": ["access:services"]}},
+        ]
+        c.JupyterHub.cleanup_servers = True
+        """
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    if PROXY is None:
+        pytest.fail("configurable-http-proxy is missing: run `make test` (it installs it with npm)")
+    directory = tmp_path_factory.mktemp("hub")
+    root = directory / "course"
+    root.mkdir()
+    write_notebook(root / "course.server.ipynb", COURSE)
+    ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
+    (directory / "jupyterhub_config.py").write_text(hub_config(ports, str(root), str(directory / "homes")))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    process = start(
+        [os.path.join(BIN, "jupyterhub"), "-f", str(directory / "jupyterhub_config.py")],
+        str(directory / "hub.log"),
+        cwd=str(directory),
+        env=env,
+    )
+    url = f"http://127.0.0.1:{ports['hub']}"
+    try:
+        wait_for_http(f"{url}/hub/api/", process, timeout=90, any_status=False)
+        wait_for_http(f"http://127.0.0.1:{ports['service']}/", process, timeout=90)  # the service itself is up
+        yield {"url": url, "log": directory / "hub.log"}
+    finally:
+        stop(process, grace=30)
+
+
+def api(hub: dict[str, Any], method: str, path: str, body: Any = None, token: str = ADMIN_TOKEN) -> Any:
+    request = urllib.request.Request(
+        f"{hub['url']}/hub/api/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=90) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+async def wait_for_server(hub: dict[str, Any], name: str) -> None:
+    for _ in range(300):
+        model = await asyncio.to_thread(api, hub, "GET", f"users/{name}")
+        if model.get("servers", {}).get("", {}).get("ready"):
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{name}'s server did not start:\n{hub['log'].read_text()[-3000:]}")
+
+
+async def student_kernel(hub: dict[str, Any], name: str) -> KernelSocket:
+    """A kernel in ``name``'s own single-user server, driven through the hub's proxy as a browser would."""
+    await asyncio.to_thread(api, hub, "POST", f"users/{name}/server", {})
+    await wait_for_server(hub, name)
+    token = (await asyncio.to_thread(api, hub, "POST", f"users/{name}/tokens", {"scopes": ["access:servers!user"]}))[
+        "token"
+    ]
+    base = f"{hub['url']}/user/{name}/"
+    response = await AsyncHTTPClient().fetch(
+        base + "api/kernels", method="POST", body="{}", headers={"Authorization": f"token {token}"}
+    )
+    socket = await KernelSocket.open(base, token, json.loads(response.body)["id"])
+    await socket.execute("from greenroom import server", timeout=90)
+    return socket
+
+
+async def run(socket: KernelSocket, code: str) -> str:
+    return socket.output(await socket.execute(code, timeout=90)).strip()
+
+
+async def test_students_kernels_call_the_service_as_themselves_with_no_code_change(hub):
+    alice, bob = await student_kernel(hub, "alice"), await student_kernel(hub, "bob")
+    try:
+        assert await run(alice, "print(server.call('whoami'))") == "['alice', ['students']]"
+        assert await run(bob, "print(server.call('whoami'))") == "['bob', ['students']]"
+        await run(alice, "server.call('remember', 'alice-only')")
+        assert await run(bob, "print(server.call('recall'))") == "None"  # sessions are per caller
+        assert await run(alice, "print(server.call('recall'))") == "alice-only"
+        shown = await run(alice, "%load_ext greenroom\n%greenroom")
+        assert "services/greenroom/ (GREENROOM_URL in the environment, with the JupyterHub token)" in shown
+        assert "you are hub alice: a caller (may call)" in shown
+        assert SECRET not in shown + await run(alice, "print(server.call('whoami'))")
+    finally:
+        alice.close()
+        bob.close()
+
+
+async def refusal(hub: dict[str, Any], headers: dict[str, str]) -> tuple[int, str]:
+    url = hub["url"].replace("http://", "ws://") + "/services/greenroom/greenroom/api/ws"
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket_connect(HTTPRequest(url, headers=headers))
+    return refused.value.code, refused.value.response.body.decode() if refused.value.response else ""
+
+
+async def test_tokens_that_must_not_call_are_refused_before_the_socket_opens(hub):
+    await asyncio.to_thread(api, hub, "POST", "users/carol", {})
+    no_service_scope = (
+        await asyncio.to_thread(api, hub, "POST", "users/carol/tokens", {"scopes": ["access:servers!user"]})
+    )["token"]
+    for headers, status in (
+        ({}, 403),
+        ({"Authorization": "token not-a-real-token"}, 403),
+        ({"Authorization": f"token {OTHER_SERVICE_TOKEN}"}, 403),
+        ({"Authorization": f"token {no_service_scope}"}, 403),
+        ({"Authorization": "token " + "x" * 5000}, 403),
+    ):
+        code, _ = await refusal(hub, headers)
+        assert code == status, headers
+    log = hub["log"].read_text()
+    assert no_service_scope not in log and OTHER_SERVICE_TOKEN not in log  # tokens are never logged
+    assert "a service's token cannot call" in log and "does not grant access:services!service=greenroom" in log
