@@ -21,7 +21,7 @@ from .connection import Connection, Endpoint, find_endpoint
 from .loading import loading
 from .portable import portable_class
 from .protocol import Kind, Reply
-from .registry import functions
+from .registry import Policy, functions, parse_rate_limit
 from .wire import Part
 
 __all__ = ["CallContext", "CallSession", "Server", "Transport", "connect", "current_call_session", "server"]
@@ -118,6 +118,9 @@ class Server:
     ExecutionTerminatedError = errors.ExecutionTerminatedError
     ConnectionError = errors.ConnectionError
     GreenroomError = errors.GreenroomError
+    AuthenticationFailed = errors.AuthenticationFailed
+    PermissionDenied = errors.PermissionDenied
+    RateLimitExceeded = errors.RateLimitExceeded
 
     portable_class = staticmethod(portable_class)
 
@@ -128,22 +131,37 @@ class Server:
         self.no_loading_indicator = _NoLoadingIndicator()
 
     # -- declaring ---------------------------------------------------------
-    def callable(self, name_or_function: Any = None, *, timeout: float | None = None) -> Any:
+    def callable(
+        self,
+        name_or_function: Any = None,
+        *,
+        timeout: float | None = None,
+        require_user: bool | Callable[[User], bool] = False,
+        rate_limit: str | None = None,
+    ) -> Any:
         """Make a function callable by name: ``@server.callable``, ``@server.callable("name")``,
-        ``@server.callable(timeout=5)``.  The function itself is returned unchanged."""
+        ``@server.callable(timeout=5)``.  ``require_user=True`` refuses callers without an authenticated user
+        (:class:`AuthenticationFailed`); a function of :class:`User` also refuses users it returns False for
+        (:class:`PermissionDenied`).  ``rate_limit="5/minute"`` (``second``, ``minute``, ``hour``, ``day``)
+        limits calls per user (per session without one): past it, :class:`RateLimitExceeded`.  A refused call
+        runs none of the function's code.  The function itself is returned unchanged."""
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise ValueError("timeout must be a positive number of seconds")
+        if not (isinstance(require_user, bool) or callable(require_user)):
+            raise TypeError("require_user is True, False or a function of greenroom.User returning a bool")
+        limit = parse_rate_limit(rate_limit) if rate_limit is not None else None
+        policy = Policy(require_user, limit)
 
         def register(function: FunctionT, name: str | None = None) -> FunctionT:
             if not callable(function):
                 raise TypeError("@server.callable decorates a function")
-            functions.register(_check_name(name or function.__name__), function, timeout)
+            functions.register(_check_name(name or function.__name__), function, timeout, policy)
             return function
 
         if callable(name_or_function):
             return register(name_or_function)
         if name_or_function is not None and not isinstance(name_or_function, str):
-            raise TypeError("@server.callable takes a function, a name string, or timeout=")
+            raise TypeError("@server.callable takes a function, a name string, or keyword options")
         return lambda function: register(function, name_or_function)
 
     # -- calling -----------------------------------------------------------

@@ -11,10 +11,13 @@ import builtins
 from dataclasses import dataclass
 
 __all__ = [
+    "AuthenticationFailed",
     "ConnectionError",
     "ExecutionTerminatedError",
     "GreenroomError",
     "NoServerFunctionError",
+    "PermissionDenied",
+    "RateLimitExceeded",
     "RemoteError",
     "RemoteFrame",
     "SerializationError",
@@ -62,6 +65,22 @@ class ConnectionError(GreenroomError, builtins.ConnectionError):
 
 class WireError(GreenroomError, ValueError):
     """A message on the wire is malformed, too large or of an unknown kind."""
+
+
+class AuthenticationFailed(GreenroomError, PermissionError):
+    """The server function needs an authenticated user, and the caller has none."""
+
+
+class PermissionDenied(GreenroomError, PermissionError):
+    """The server function's ``require_user`` check refused the calling user."""
+
+
+class RateLimitExceeded(GreenroomError):
+    """The caller passed the server function's ``rate_limit``; ``retry_after``: seconds until a call may pass."""
+
+    def __init__(self, message: str = "", retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = float(retry_after)
 
 
 class RemoteError(GreenroomError):

@@ -162,6 +162,17 @@ class Reply:
         buffers, session = _split_session(route, parts)
         return cls(bool(route.get("ok")), parts[1], buffers, session)
 
+    def outcome(self) -> str:
+        """``"ok"``, or the type name of the error it carries (for the call log; the payload stays unread
+        beyond that name)."""
+        if self.ok:
+            return "ok"
+        try:
+            kind = json.loads(bytes(self.payload)).get("type")
+        except (ValueError, AttributeError, RecursionError):
+            return "malformed"
+        return kind if isinstance(kind, str) else "error"
+
     def result(self) -> Any:
         """The value, or raise the error rebuilt from its data."""
         __tracebackhide__ = True  # IPython shows the caller's line, not this frame

@@ -12,17 +12,47 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FunctionRegistry", "ServerFunction", "functions", "public_signature"]
+__all__ = ["FunctionRegistry", "Policy", "ServerFunction", "functions", "parse_rate_limit", "public_signature"]
+
+
+#: ``rate_limit`` units and their seconds.
+RATE_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def parse_rate_limit(text: str) -> tuple[int, float]:
+    """``"5/minute"`` -> ``(5, 60.0)``: at most that many calls in any window of that many seconds."""
+    count, _, unit = str(text).partition("/")
+    unit = unit.strip().rstrip("s") if unit.strip() not in RATE_UNITS else unit.strip()
+    if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
+        raise ValueError(f"rate_limit is 'N/second', 'N/minute', 'N/hour' or 'N/day' with N >= 1, not {text!r}")
+    return int(count), RATE_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may call a function, and how often: ``require_user`` (True, or a function of the calling
+    ``greenroom.User``) and ``rate_limit`` ``(calls, seconds)``."""
+
+    require_user: bool | Callable[[Any], bool] = False
+    rate_limit: tuple[int, float] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The host's part: whether a user is required (or a check runs in the worker), and the rate limit."""
+        return {
+            "require_user": "check" if callable(self.require_user) else bool(self.require_user),
+            "rate_limit": list(self.rate_limit) if self.rate_limit else None,
+        }
 
 
 @dataclass
 class ServerFunction:
-    """One callable: its public name, the function, and its own timeout."""
+    """One callable: its public name, the function, its own timeout and its policy."""
 
     name: str
     function: Callable[..., Any]
     timeout: float | None = None
     notebook: str = ""
+    policy: Policy = Policy()
 
     def describe(self) -> dict[str, Any]:
         """What callers may learn: name, signature, first doc line, notebook; never source."""
@@ -33,6 +63,7 @@ class ServerFunction:
             "doc": doc.strip().splitlines()[0] if doc.strip() else "",
             "notebook": self.notebook,
             "timeout": self.timeout,
+            **self.policy.describe(),
         }
 
 
@@ -70,13 +101,15 @@ class FunctionRegistry:
         self.by_name: dict[str, ServerFunction] = {}
         self.current_notebook = ""
 
-    def register(self, name: str, function: Callable[..., Any], timeout: float | None) -> None:
+    def register(
+        self, name: str, function: Callable[..., Any], timeout: float | None, policy: Policy | None = None
+    ) -> None:
         existing = self.by_name.get(name)
         if existing is not None and existing.notebook != self.current_notebook and existing.notebook:
             raise ValueError(
                 f"server function {name!r} is defined twice: in {existing.notebook} and {self.current_notebook}"
             )
-        self.by_name[name] = ServerFunction(name, function, timeout, self.current_notebook)
+        self.by_name[name] = ServerFunction(name, function, timeout, self.current_notebook, policy or Policy())
 
     def reset(self) -> None:
         """Forget every function (for tests)."""

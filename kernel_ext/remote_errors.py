@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import linecache
+import math
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -72,6 +73,8 @@ def error_to_data(error: BaseException, locate: FrameLocator, buffers: Buffers |
         data["filenames"] = [str(error.filename), None if error.filename2 is None else str(error.filename2)]
     if isinstance(error, GreenroomError) and kind.__module__.startswith("greenroom"):
         data["module"] = "greenroom.errors"
+        if isinstance(error, errors.RateLimitExceeded):
+            data["retry_after"] = error.retry_after
         if isinstance(error, RemoteError):
             data["remote_type"] = error.type_name
             data["remote_message"] = error.remote_message
@@ -115,6 +118,10 @@ def _rebuild(data: ErrorData, buffers: Buffers) -> BaseException:
     if module == "greenroom.errors" and type_name in _GREENROOM_ERRORS:
         if type_name == "RemoteError":
             return RemoteError(str(data.get("remote_type", "Exception")), str(data.get("remote_message", "")))
+        if type_name == "RateLimitExceeded":
+            retry_after = data.get("retry_after")
+            seconds = float(retry_after) if isinstance(retry_after, int | float) and math.isfinite(retry_after) else 0.0
+            return errors.RateLimitExceeded(message, seconds)
         return _GREENROOM_ERRORS[type_name](message)
     candidate = getattr(builtins, type_name, None) if module == "builtins" else None
     if isinstance(candidate, type) and issubclass(candidate, Exception):

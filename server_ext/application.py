@@ -95,6 +95,15 @@ class GreenroomApp(ExtensionApp):
         "",
         help="Python interpreter of the runtime processes (default: the server's own).",
     ).tag(config=True)
+    call_log = Bool(
+        False,
+        help="Record every call, refused ones included, in SQLite under data_dir: UTC time, user, session, "
+        "function, duration, outcome; never arguments, results or tokens (on by default for greenroom host).",
+    ).tag(config=True)
+    data_dir = Unicode(
+        "",
+        help="Folder of the host's own data, such as the call log (default: <root>/.greenroom/, never served).",
+    ).tag(config=True)
 
     embedding: HostEmbedding
 

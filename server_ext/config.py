@@ -34,6 +34,8 @@ class HostConfig:
     reload_poll_interval: float = 1.0
     load_timeout: float = 120.0
     python: str = ""
+    call_log: bool = False
+    data_dir: str = ""
 
     def __post_init__(self) -> None:
         for name in ("call_timeout", "reload_poll_interval", "load_timeout"):

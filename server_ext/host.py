@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,12 +25,14 @@ from greenroom import errors
 from greenroom.protocol import CallRequest, CallResult, Reply, SessionParts
 from greenroom.wire import Part
 
+from .calllog import CallLog
 from .config import HostConfig
 from .credentials import Credentials
 from .generation import Generation, NotStarted, RuntimePlace
 from .identity import Caller
 from .links import Link, RuntimeListener
 from .looptasks import LoopTasks
+from .policy import RateLimiter, refusal
 from .reloader import Reloader
 from .sessions import Sessions
 
@@ -70,18 +73,24 @@ class Host:
         )
         self.sessions = Sessions()
         self.in_flight: dict[str, int] = {}
+        self.rate_limiter = RateLimiter()
         self.in_flight_bytes: dict[str, int] = {}
         #: Held by the call of a session that uses ``server.session``, from its first use to its end.
         self.session_locks: dict[str, asyncio.Lock] = {}
         self.stopping = False
         self.call_ids = 0
         self._last_forced_reload = float("-inf")
+        self.call_log = (
+            CallLog(config.data_dir or os.path.join(self.root, ".greenroom"), self.log) if config.call_log else None
+        )
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
         await self.listener.start()
         await self.reloader.start()
         self.tasks.spawn(self._watch_files())
+        if self.call_log is not None:
+            self.tasks.spawn(self.call_log.run())
 
     async def stop(self) -> None:
         """End every runtime process this host started, then every task it runs."""
@@ -89,6 +98,8 @@ class Host:
         await self.reloader.stop()
         self.listener.close()
         await self.tasks.cancel_all()
+        if self.call_log is not None:
+            await self.call_log.flush()
         self._remove_files()
         atexit.unregister(self._remove_files)
 
@@ -100,6 +111,7 @@ class Host:
         while True:
             await asyncio.sleep(self.config.reload_poll_interval)
             self.prune_sessions()
+            self.rate_limiter.prune(asyncio.get_running_loop().time())
             try:
                 await self.reloader.rescan()
                 await self.reloader.current()
@@ -130,7 +142,25 @@ class Host:
     ) -> Reply:
         """Run ``name`` for ``caller``; always returns a reply, errors included.  Calls wait for a worker in
         turn by ``queue_key`` (the caller's session; a nested call's is its caller's, one level down).  A
-        server-to-server call may be ``lent`` its caller's session: its changes come back in the reply."""
+        server-to-server call may be ``lent`` its caller's session: its changes come back in the reply.
+        The call log, when on, gets one row per call, refused ones included."""
+        started = time.monotonic()
+        reply = await self._counted_call(caller, name, payload, buffers, queue_key, lent)
+        if self.call_log is not None:
+            user = caller.user.name if caller.user is not None else ""
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self.call_log.record(user, caller.session_key, name, elapsed_ms, reply.outcome())
+        return reply
+
+    async def _counted_call(
+        self,
+        caller: Caller,
+        name: str,
+        payload: Part,
+        buffers: list[Part],
+        queue_key: str | None,
+        lent: SessionParts | None,
+    ) -> Reply:
         key = caller.session_key
         size = len(payload) + sum(len(buffer) for buffer in buffers)
         refusal = self._refusal(key, len(payload), size)
@@ -180,11 +210,17 @@ class Host:
     ) -> Reply:
         loop = asyncio.get_running_loop()
         reloader = self.reloader
+        admitted = False
         for _attempt in range(CALL_ATTEMPTS):
             generation = reloader.serving_unchanged() or await reloader.current_within(self.config.call_timeout)
             info = generation.functions.get(name) if generation else None
             if generation is None or info is None:
                 return self._no_function(name, generation)
+            if not admitted:  # once per call: a retry after a lost worker is the same call
+                refused = refusal(caller, name, info, self.rate_limiter, loop.time())
+                if refused is not None:
+                    return Reply.of_error(refused)
+                admitted = True
             timeout = float(info.get("timeout") or self.config.call_timeout)
             self.call_ids += 1
             request = CallRequest(self.call_ids, name, (caller.client_type, caller.client_id), payload, buffers)

@@ -65,6 +65,8 @@ class GreenroomHostApp(ConfigApplication):
 
     def embedding(self) -> HostEmbedding:
         options = GreenroomApp(config=self.config, log=self.log)
+        if "call_log" not in self.config.GreenroomApp:  # on by default for the standalone host
+            options.call_log = True
         hub = self.hub
 
         def authenticators(host: Host) -> list[Authenticator]:

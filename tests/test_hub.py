@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -18,6 +19,7 @@ from processes import free_port, start, stop, wait_for_http
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from greenroom.server_ext.calllog import read_calls
 from helpers import SECRET, KernelSocket, write_notebook
 
 pytestmark = pytest.mark.hub
@@ -44,6 +46,14 @@ def remember(value):
 @server.callable
 def recall():
     return server.session.get("value")
+
+@server.callable(require_user=lambda user: "teachers" in user.groups)
+def class_report():
+    return "report for " + server.context.user.name
+
+@server.callable(rate_limit="2/minute")
+def check():
+    return "checked"
 '''
 
 
@@ -108,7 +118,7 @@ def hub(tmp_path_factory):
     try:
         wait_for_http(f"{url}/hub/api/", process, timeout=90, any_status=False)
         wait_for_http(f"http://127.0.0.1:{ports['service']}/", process, timeout=90)  # the service itself is up
-        yield {"url": url, "log": directory / "hub.log"}
+        yield {"url": url, "log": directory / "hub.log", "root": root}
     finally:
         stop(process, grace=30)
 
@@ -137,7 +147,13 @@ async def wait_for_server(hub: dict[str, Any], name: str) -> None:
 
 async def student_kernel(hub: dict[str, Any], name: str) -> KernelSocket:
     """A kernel in ``name``'s own single-user server, driven through the hub's proxy as a browser would."""
-    await asyncio.to_thread(api, hub, "POST", f"users/{name}/server", {})
+    try:
+        await asyncio.to_thread(api, hub, "GET", f"users/{name}")
+    except urllib.error.HTTPError:
+        await asyncio.to_thread(api, hub, "POST", f"users/{name}", {})
+    model = await asyncio.to_thread(api, hub, "GET", f"users/{name}")
+    if not model.get("servers", {}).get("", {}).get("ready"):
+        await asyncio.to_thread(api, hub, "POST", f"users/{name}/server", {})
     await wait_for_server(hub, name)
     token = (await asyncio.to_thread(api, hub, "POST", f"users/{name}/tokens", {"scopes": ["access:servers!user"]}))[
         "token"
@@ -196,3 +212,35 @@ async def test_tokens_that_must_not_call_are_refused_before_the_socket_opens(hub
     log = hub["log"].read_text()
     assert no_service_scope not in log and OTHER_SERVICE_TOKEN not in log  # tokens are never logged
     assert "a service's token cannot call" in log and "does not grant access:services!service=greenroom" in log
+
+
+async def test_policies_hold_per_user_and_the_call_log_names_the_callers(hub):
+    alice, tess = await student_kernel(hub, "alice"), await student_kernel(hub, "tess")
+    try:
+        refused = await run(
+            alice,
+            "try:\n    server.call('class_report')\nexcept server.PermissionDenied as error:\n    print('denied:', error)",
+        )
+        assert refused == "denied: class_report() is not open to 'alice'"
+        assert await run(tess, "print(server.call('class_report'))") == "report for tess"
+        code = (
+            "results = []\nfor _ in range(3):\n    try:\n        results.append(server.call('check'))\n"
+            "    except server.RateLimitExceeded as error:\n        results.append(round(error.retry_after) > 0)\n"
+            "print(results)"
+        )
+        assert await run(alice, code) == "['checked', 'checked', True]"
+        assert await run(tess, code) == "['checked', 'checked', True]"  # each user has their own allowance
+    finally:
+        alice.close()
+        tess.close()
+    log_path = hub["root"] / ".greenroom" / "calls.sqlite"
+    for _ in range(100):  # the service writes its log at most a second after the calls
+        rows = read_calls(str(log_path)) if log_path.exists() else []
+        if any(row[3] == "check" and row[1] == "tess" for row in rows):
+            break
+        await asyncio.sleep(0.1)
+    users_and_outcomes = {(row[1], row[3], row[5]) for row in rows}
+    assert ("alice", "class_report", "PermissionDenied") in users_and_outcomes
+    assert ("tess", "class_report", "ok") in users_and_outcomes
+    assert ("alice", "check", "RateLimitExceeded") in users_and_outcomes
+    assert SECRET not in log_path.read_bytes().decode("utf-8", "replace")

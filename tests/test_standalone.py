@@ -17,6 +17,22 @@ from helpers import CALC_SOURCE, SECRET, write_notebook
 
 GREENROOM = os.path.join(os.path.dirname(sys.executable), "greenroom")
 
+POLICY_SOURCE = """
+from greenroom import server
+
+@server.callable(require_user=True)
+def members_only(secret_argument):
+    return "in"
+
+@server.callable(require_user=lambda user: "teachers" in user.groups)
+def teachers_only():
+    raise AssertionError("never runs for a caller without a user")
+
+@server.callable(rate_limit="3/minute")
+def limited():
+    return "ok"
+"""
+
 
 def children_of(pid: int) -> set[int]:
     """The process's direct children (from /proc)."""
@@ -42,6 +58,7 @@ def standalone(tmp_path):
     root = tmp_path / "notebooks"
     root.mkdir()
     write_notebook(root / "calc.server.ipynb", CALC_SOURCE)
+    write_notebook(root / "policy.server.ipynb", POLICY_SOURCE)
     runtime = tmp_path / "host-runtime"
     runtime.mkdir()
     port = free_port()
@@ -152,3 +169,49 @@ def test_a_hub_users_kernel_presents_its_hub_token_when_it_has_no_greenroom_toke
     monkeypatch.setenv("GREENROOM_TOKEN", "greenroom-token")  # a greenroom token, when given, wins
     endpoint, _ = find_endpoint()
     assert endpoint is not None and endpoint.headers["X-Greenroom-Token"] == "greenroom-token"
+
+
+def test_policies_refuse_before_any_server_code_and_the_call_log_has_every_call(standalone, tmp_path):
+    env = dict(standalone["env"], GREENROOM_URL=standalone["url"], GREENROOM_TOKEN=standalone["token"])
+    code = """
+        from greenroom import server
+        for name, args in (("members_only", ("do-not-log-me",)), ("teachers_only", ())):
+            try:
+                server.call(name, *args)
+            except server.AuthenticationFailed as error:
+                print("refused:", name, isinstance(error, PermissionError))
+        print([server.call("limited") for _ in range(3)])
+        try:
+            server.call("limited")
+        except server.RateLimitExceeded as error:
+            print("limited:", 0 < error.retry_after <= 60)
+    """
+    done = run_client(code, env)
+    assert done.stdout.splitlines() == [
+        "refused: members_only True",
+        "refused: teachers_only True",
+        "['ok', 'ok', 'ok']",
+        "limited: True",
+    ], done.stderr
+    again = run_client("from greenroom import server\nprint(server.call('limited'))", env)
+    assert again.stdout.strip() == "ok", again.stderr  # without a user, the limit is per session
+    stop(standalone["process"])  # the log is written at the latest when the host stops
+    root = str(standalone["log"].parent / "notebooks")
+    shown = subprocess.run(
+        [GREENROOM, "calls", root, "--csv"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    rows = shown.splitlines()
+    assert rows[0] == "time,user,session,function,duration_ms,outcome"
+    outcomes = [(row.split(",")[3], row.split(",")[5]) for row in rows[1:]]
+    assert ("members_only", "AuthenticationFailed") in outcomes and (
+        "teachers_only",
+        "AuthenticationFailed",
+    ) in outcomes
+    assert outcomes.count(("limited", "ok")) == 4 and ("limited", "RateLimitExceeded") in outcomes
+    assert "do-not-log-me" not in shown and standalone["token"] not in shown and SECRET not in shown
+    table = subprocess.run([GREENROOM, "calls", root], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert table.splitlines()[0].split() == ["time", "user", "session", "function", "duration_ms", "outcome"]
+    missing = subprocess.run(
+        [GREENROOM, "calls", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert missing.returncode != 0 and "no call log at" in missing.stderr

@@ -22,7 +22,13 @@ from typing import Any
 
 from greenroom.api import CallContext, CallSession, User, current_call_session, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
-from greenroom.errors import NoServerFunctionError, SerializationError, WireError
+from greenroom.errors import (
+    AuthenticationFailed,
+    NoServerFunctionError,
+    PermissionDenied,
+    SerializationError,
+    WireError,
+)
 from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request, Role, error_payload
 from greenroom.registry import ServerFunction, functions
 from greenroom.wire import Part, parse_route
@@ -142,6 +148,17 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (used + limit, used + limit))
 
 
+def _check_user(entry: ServerFunction, user: User | None, client_type: str) -> None:
+    """Run the function's ``require_user`` check, before its arguments are even decoded."""
+    check = entry.policy.require_user
+    if not callable(check) or client_type == "server":  # True is the host's to decide; nested calls pass
+        return
+    if user is None:
+        raise AuthenticationFailed(f"{entry.name}() needs an authenticated user, and this caller has none")
+    if not check(user):
+        raise PermissionDenied(f"{entry.name}() is not open to {user.name!r}")
+
+
 def _check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> None:
     size = len(payload) + sum(len(buffer) for buffer in buffers)
     if size > limit:
@@ -184,9 +201,10 @@ def _run(
     try:
         if entry is None:
             raise NoServerFunctionError(f"no server function named {request.name!r}")
+        user = User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
+        _check_user(entry, user, request.caller[0])
         args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
         state, arrived = _call_session(request, options, fetch)
-        user = User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
         context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id), user)
         with redirect_stdout(output), redirect_stderr(output), server.running_call(state, context):
             value = entry.function(*args, **kwargs)
