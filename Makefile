@@ -1,5 +1,6 @@
 # greenroom: `make run` serves the example app; `make test` checks and runs the whole suite.
-# `make dev` is a contributor's editable install; `make lint` the static checks; `make bench` the benchmarks.
+# `make dev` is a contributor's editable install; `make lint` the static checks; `make bench` the benchmarks;
+# `make hub` runs the course example as a class on a local JupyterHub.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ APP ?= notebooks/guess
 # mypy sees the package as it is imported: greenroom = kernel_ext/, with widgets/ and server_ext/ inside.
 TYPECHECK := build/typecheck
 
-.PHONY: run test lint typecheck dev bench install install-test chromium proxy clean
+.PHONY: run test lint typecheck dev bench hub install install-test chromium proxy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,11 @@ run: install
 
 test: install-test lint chromium proxy
 	$(PY) -m pytest
+
+# The course example as a whole class on this machine: JupyterHub with the greenroom service (http://127.0.0.1:8000).
+hub: $(VENV)/bin/python proxy
+	$(PY) -m pip install -q ".[data,hub]"
+	cd notebooks/course && $(abspath $(VENV))/bin/jupyterhub -f jupyterhub_config.py
 
 bench: $(VENV)/bin/python
 	$(PY) -m pip install -q ".[bench,data]"

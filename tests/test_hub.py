@@ -25,6 +25,7 @@ from helpers import SECRET, KernelSocket, write_notebook
 pytestmark = pytest.mark.hub
 
 BIN = os.path.dirname(sys.executable)
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 PROXY = shutil.which("configurable-http-proxy")
 ADMIN_TOKEN = "a0" * 16
 OTHER_SERVICE_TOKEN = "b1" * 16
@@ -48,11 +49,11 @@ def recall():
     return server.session.get("value")
 
 @server.callable(require_user=lambda user: "teachers" in user.groups)
-def class_report():
+def teachers_report():
     return "report for " + server.context.user.name
 
 @server.callable(rate_limit="2/minute")
-def check():
+def limited_check():
     return "checked"
 '''
 
@@ -103,7 +104,8 @@ def hub(tmp_path_factory):
     directory = tmp_path_factory.mktemp("hub")
     root = directory / "course"
     root.mkdir()
-    write_notebook(root / "course.server.ipynb", COURSE)
+    write_notebook(root / "checks.server.ipynb", COURSE)
+    shutil.copy(os.path.join(EXAMPLES, "course", "course.server.ipynb"), root)  # the course example, as shipped
     ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
     (directory / "jupyterhub_config.py").write_text(hub_config(ports, str(root), str(directory / "homes")))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
@@ -219,12 +221,12 @@ async def test_policies_hold_per_user_and_the_call_log_names_the_callers(hub):
     try:
         refused = await run(
             alice,
-            "try:\n    server.call('class_report')\nexcept server.PermissionDenied as error:\n    print('denied:', error)",
+            "try:\n    server.call('teachers_report')\nexcept server.PermissionDenied as error:\n    print('denied:', error)",
         )
-        assert refused == "denied: class_report() is not open to 'alice'"
-        assert await run(tess, "print(server.call('class_report'))") == "report for tess"
+        assert refused == "denied: teachers_report() is not open to 'alice'"
+        assert await run(tess, "print(server.call('teachers_report'))") == "report for tess"
         code = (
-            "results = []\nfor _ in range(3):\n    try:\n        results.append(server.call('check'))\n"
+            "results = []\nfor _ in range(3):\n    try:\n        results.append(server.call('limited_check'))\n"
             "    except server.RateLimitExceeded as error:\n        results.append(round(error.retry_after) > 0)\n"
             "print(results)"
         )
@@ -236,11 +238,40 @@ async def test_policies_hold_per_user_and_the_call_log_names_the_callers(hub):
     log_path = hub["root"] / ".greenroom" / "calls.sqlite"
     for _ in range(100):  # the service writes its log at most a second after the calls
         rows = read_calls(str(log_path)) if log_path.exists() else []
-        if any(row[3] == "check" and row[1] == "tess" for row in rows):
+        if any(row[3] == "limited_check" and row[1] == "tess" for row in rows):
             break
         await asyncio.sleep(0.1)
     users_and_outcomes = {(row[1], row[3], row[5]) for row in rows}
-    assert ("alice", "class_report", "PermissionDenied") in users_and_outcomes
-    assert ("tess", "class_report", "ok") in users_and_outcomes
-    assert ("alice", "check", "RateLimitExceeded") in users_and_outcomes
+    assert ("alice", "teachers_report", "PermissionDenied") in users_and_outcomes
+    assert ("tess", "teachers_report", "ok") in users_and_outcomes
+    assert ("alice", "limited_check", "RateLimitExceeded") in users_and_outcomes
     assert SECRET not in log_path.read_bytes().decode("utf-8", "replace")
+
+
+async def test_the_course_example_gives_each_student_their_own_questions_and_tells_the_teacher(hub):
+    alice, bob, tess = [await student_kernel(hub, name) for name in ("alice", "bob", "tess")]
+    try:
+        questions = {
+            name: await run(kernel, "print(server.call('my_questions')['mean'])")
+            for name, kernel in (("alice", alice), ("bob", bob))
+        }
+        assert questions["alice"] != questions["bob"]  # variants seeded from the user name
+        code = "print(server.call('check_answer', 'mean', '-1')['feedback'])"
+        for _ in range(3):
+            assert await run(bob, code) == "Add the numbers up, then divide by how many there are."
+        numbers = [int(n) for n in questions["alice"].split(" of ")[1].rstrip("?").split(", ")]
+        right = f"print(server.call('check_answer', 'mean', '{sum(numbers) / len(numbers)}')['correct'])"
+        assert await run(alice, right) == "True"
+        report = await run(tess, "print(server.call('class_report').loc['mean'].to_dict())")
+        assert report == "{'attempted': 2, 'solved': 1, 'stuck': 'bob'}"
+        refused = await run(
+            bob, "try:\n    server.call('class_report')\nexcept server.PermissionDenied:\n    print('no')"
+        )
+        assert refused == "no"
+        score = await run(
+            alice, "print(0 <= server.call('score_challenge', server.call('challenge_inputs')[:, 0] > 0) <= 1)"
+        )
+        assert score == "True"
+    finally:
+        for kernel in (alice, bob, tess):
+            kernel.close()
