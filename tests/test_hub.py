@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -55,6 +56,11 @@ def teachers_report():
 @server.callable(rate_limit="2/minute")
 def limited_check():
     return "checked"
+
+@server.callable
+def explode(guess):
+    if guess != ANSWER:
+        raise ValueError("wrong answer")
 '''
 
 
@@ -275,3 +281,50 @@ async def test_the_course_example_gives_each_student_their_own_questions_and_tel
     finally:
         for kernel in (alice, bob, tess):
             kernel.close()
+
+
+async def test_a_planted_secret_reaches_nothing_a_student_can_see(hub):
+    alice = await student_kernel(hub, "alice")
+    token = (
+        await asyncio.to_thread(
+            api, hub, "POST", "users/alice/tokens", {"scopes": ["access:services!service=greenroom"]}
+        )
+    )["token"]
+    seen = ""
+    try:
+        try:
+            await alice.execute("server.call('explode', 'a guess')", timeout=90)
+        except AssertionError as error:  # the traceback, as the notebook shows it (without its colours)
+            seen += re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+        assert "ValueError: wrong answer" in seen and "<server notebook checks.server.ipynb, cell 1>" in seen
+        for magic in ("%load_ext greenroom\n%greenroom", "%greenroom status", "%greenroom functions"):
+            seen += await run(alice, magic)
+        seen += await run(alice, "print(server.call('my_questions'), server.call('whoami'))")
+    finally:
+        alice.close()
+    client = AsyncHTTPClient()
+    for path in (
+        "",
+        "checks.server.ipynb",
+        "course.server.ipynb",
+        "files/checks.server.ipynb",
+        "api/contents",
+        "api/contents/checks.server.ipynb",
+        "tree/",
+        "greenroom/api/status",
+        "greenroom/api/ws",
+        ".greenroom/calls.sqlite",
+        "progress.sqlite",
+        "%2e%2e/checks.server.ipynb",
+        "greenroom/%2e%2e/checks.server.ipynb",
+        "voila/render/checks.server.ipynb",
+        "static/../checks.server.ipynb",
+    ):
+        for headers in ({}, {"Authorization": f"token {token}"}):
+            response = await client.fetch(
+                f"{hub['url']}/services/greenroom/{path}", headers=headers, raise_error=False, follow_redirects=False
+            )
+            assert response.code >= 300, (path, response.code)
+            seen += response.body.decode("utf-8", "replace")
+    seen += (hub["root"] / ".greenroom" / "calls.sqlite").read_bytes().decode("utf-8", "replace")
+    assert SECRET not in seen
