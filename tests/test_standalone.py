@@ -166,6 +166,9 @@ def test_a_hub_users_kernel_presents_its_hub_token_when_it_has_no_greenroom_toke
     endpoint, _ = find_endpoint()
     assert endpoint is not None and endpoint.headers == {"Authorization": "token hub-token"}
     assert "JupyterHub token" in endpoint.source
+    assert endpoint.ws_url() == "ws://127.0.0.1:1/services/greenroom/greenroom/api/ws"
+    monkeypatch.setenv("GREENROOM_URL", "http://127.0.0.1:1/services/greenroom")  # no trailing slash: the same
+    assert find_endpoint()[0].ws_url() == "ws://127.0.0.1:1/services/greenroom/greenroom/api/ws"
     monkeypatch.setenv("GREENROOM_TOKEN", "greenroom-token")  # a greenroom token, when given, wins
     endpoint, _ = find_endpoint()
     assert endpoint is not None and endpoint.headers["X-Greenroom-Token"] == "greenroom-token"
