@@ -87,7 +87,8 @@ def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
         ]
         c.JupyterHub.services = [
             {{"name": "greenroom", "url": {service_url!r},
-              "command": [{os.path.join(BIN, "greenroom")!r}, "host", {root!r}]}},
+              "command": [{os.path.join(BIN, "greenroom")!r}, "host", {root!r},
+                          "--GreenroomApp.max_calls_per_session=256"]}},
             {{"name": "admin-bot", "api_token": {ADMIN_TOKEN!r}}},
             {{"name": "other-service", "api_token": {OTHER_SERVICE_TOKEN!r}}},
         ]
@@ -328,3 +329,56 @@ async def test_a_planted_secret_reaches_nothing_a_student_can_see(hub):
             seen += response.body.decode("utf-8", "replace")
     seen += (hub["root"] / ".greenroom" / "calls.sqlite").read_bytes().decode("utf-8", "replace")
     assert SECRET not in seen
+
+
+STUDENT_LOAD = """
+import json, os, sys
+from concurrent.futures import ThreadPoolExecutor
+from greenroom import server
+
+me = os.environ["STUDENT"]
+def call(_):
+    try:
+        return "ok" if server.call("whoami")[0] == me else "misrouted"
+    except Exception as error:  # counted, and named in the report
+        return type(error).__name__
+with ThreadPoolExecutor(int(os.environ["CONCURRENCY"])) as pool:
+    outcomes = list(pool.map(call, range(int(os.environ["CALLS"]))))
+print(json.dumps({outcome: outcomes.count(outcome) for outcome in set(outcomes)}))
+"""
+
+
+@pytest.mark.load
+async def test_twenty_students_with_200_concurrent_calls_each_get_only_their_own_replies(hub):
+    """Each student is a process holding that student's hub token, as a student's kernel does: the call path
+    (proxy, service, workers) is the same; single-user servers are not on it."""
+    names = [f"student{index:02d}" for index in range(20)]
+    await asyncio.to_thread(api, hub, "POST", "users", {"usernames": names})
+    scopes = {"scopes": ["access:services!service=greenroom"]}
+    tokens = [(await asyncio.to_thread(api, hub, "POST", f"users/{name}/tokens", scopes))["token"] for name in names]
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
+    students = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            STUDENT_LOAD,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(
+                base,
+                GREENROOM_URL=f"{hub['url']}/services/greenroom/",
+                JUPYTERHUB_API_TOKEN=token,
+                STUDENT=name,
+                CALLS="200",
+                CONCURRENCY="200",
+            ),
+        )
+        for name, token in zip(names, tokens, strict=True)
+    ]
+    reports = await asyncio.wait_for(asyncio.gather(*(student.communicate() for student in students)), 100)
+    outcomes: dict[str, int] = {}
+    for out, err in reports:
+        assert out, err.decode()[-2000:]
+        for outcome, count in json.loads(out).items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+    assert outcomes == {"ok": 4000}, outcomes

@@ -84,6 +84,7 @@ async def test_a_form_cell_run_30_times_then_100_calls_do_not_flood_and_leave_th
     assert kernel_socket.output(msg_id).split() == ["False", "1"]
 
 
+@pytest.mark.timeout(300)  # 1,000 pages make about 20,000 widget messages: ten seconds here, more on a busy machine
 async def test_a_thousand_page_navigations_keep_one_listener_and_the_same_cost_per_call(kernel_socket):
     code = (
         "class Page(gw.Form):\n"
@@ -95,7 +96,7 @@ async def test_a_thousand_page_navigations_keep_one_listener_and_the_same_cost_p
     )
     await kernel_socket.execute(code)
     for _ in range(20):  # one cell per 50 clicks: a person's clicks come one request at a time
-        await kernel_socket.execute("for _ in range(50):\n    gw.get_open_form().children[0].click()")
+        await kernel_socket.execute("for _ in range(50):\n    gw.get_open_form().children[0].click()", timeout=120)
     msg_id = await kernel_socket.execute(
         "import greenroom\nprint(greenroom.loading.loading.listener_count, gw.get_open_form().children[0].description)"
     )
