@@ -17,9 +17,11 @@ What it does, with a server notebook that imports pandas (a realistic template):
 3. does the same in fresh-state mode (the default), with a paced run (calls
    20 ms apart, slower than the runtime prepares fresh workers) and the
    sustained back-to-back rate;
-4. measures the floors: an in-process Python call and a bare tornado WebSocket
+4. runs a JupyterHub with greenroom as its service and measures a student's call
+   through the hub's proxy and 20 students at once (``hub_bench.py``);
+5. measures the floors: an in-process Python call and a bare tornado WebSocket
    echo on loopback;
-5. measures the peers on the same ``add(1, 2)`` (see ``peers.py``): Anvil's own
+6. measures the peers on the same ``add(1, 2)`` (see ``peers.py``): Anvil's own
    worker (warm, and a fresh process per call as Anvil does by default), Jupyter
    Kernel Gateway in notebook-http mode (1 and 8 clients), and a Dask actor.
 
@@ -49,6 +51,7 @@ from typing import Any
 
 from common import FULL, QUICK, BenchmarkError, Plan, Report, elapsed, progress, render_table
 from greenroom_bench import baseline_rss, bench_floors, bench_fresh, bench_persistent
+from hub_bench import bench_hub
 from peers import bench_peers
 from plot import plot_latencies
 
@@ -76,6 +79,7 @@ def run(plan: Plan, quick: bool, peers: bool) -> Report:
         report.details["plain_server_rss_mb"] = plain
         bench_persistent(workdir, plan, report, plain)
         bench_fresh(workdir, plan, report)
+        bench_hub(workdir, plan, report)
         bench_floors(plan, report)
         if peers:
             bench_peers(workdir, plan, report)

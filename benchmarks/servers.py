@@ -265,15 +265,18 @@ def run_clients(
     arguments: Sequence[str],
     timeout: float,
     on_tick: Callable[[], None] | None = None,
+    tokens: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Start ``count`` client.py processes, let them warm up, start them together, collect their results."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GREENROOM_")}
-    env[TOKEN_VARIABLE] = server.token
+    """Start ``count`` client.py processes, let them warm up, start them together, collect their results.
+    ``tokens``: one per client (a hub's students), else the server's own token for all."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
     processes: list[subprocess.Popen[bytes]] = []
     outputs = [server.directory / f"client-{secrets.token_hex(4)}.json" for _ in range(count)]
     logs = [output.with_suffix(".log") for output in outputs]
+    client_tokens = list(tokens) if tokens is not None else [server.token] * count
     try:
-        for output, log_path in zip(outputs, logs):
+        for output, log_path, token in zip(outputs, logs, client_tokens, strict=True):
+            env[TOKEN_VARIABLE] = token
             with open(log_path, "wb") as log:
                 processes.append(
                     subprocess.Popen(
