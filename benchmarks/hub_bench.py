@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -145,6 +146,18 @@ class JupyterHubService:
     def stop(self) -> None:
         if self.process is not None:
             end_process(self.process, grace=30.0, group=True)
+        # A hub stopped while it was still starting leaves its proxy (in a session of its own) behind: ours,
+        # recognised by the API port this run chose.
+        marker = f"--api-port\x00{self.ports['proxy']}".encode()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) > 1:
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                        command = handle.read()
+                except OSError:
+                    continue
+                if b"configurable-http-proxy" in command and marker in command:
+                    os.kill(int(entry), signal.SIGTERM)
 
     def logtail(self, lines: int = 30) -> str:
         try:

@@ -27,6 +27,7 @@ from .host import Host
 from .hub import HubService, HubUsers, hub_service
 from .identity import Authenticator, HostToken, KernelTokens
 from .kernels import reachable_url
+from .runtime.channel import die_with_parent
 
 __all__ = ["GreenroomHostApp", "launch"]
 
@@ -59,6 +60,10 @@ class GreenroomHostApp(ConfigApplication):
         self.hub = hub_service()
         if self.hub is not None:  # a JupyterHub service listens where the hub says, under its prefix
             self.ip, self.port, self.prefix = self.hub.ip, self.hub.port, self.hub.prefix
+            if _parent_is_jupyterhub():  # hub-managed: stop (cleanly) when the hub ends, however it ends
+                die_with_parent(signal.SIGTERM)
+                if os.getppid() == 1:
+                    raise SystemExit("greenroom host: the hub that started this service has ended")
 
     def url(self) -> str:
         return reachable_url("http", self.ip, self.port, self.prefix)
@@ -112,6 +117,14 @@ class GreenroomHostApp(ConfigApplication):
             self.log.info("stopping")
             server.stop()
             await embedding.stop()
+
+
+def _parent_is_jupyterhub() -> bool:
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+            return b"jupyterhub" in handle.read()
+    except OSError:
+        return False
 
 
 def launch(args: list[str]) -> None:

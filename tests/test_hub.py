@@ -9,8 +9,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -382,3 +384,53 @@ async def test_twenty_students_with_200_concurrent_calls_each_get_only_their_own
         for outcome, count in json.loads(out).items():
             outcomes[outcome] = outcomes.get(outcome, 0) + count
     assert outcomes == {"ok": 4000}, outcomes
+
+
+def test_a_hub_managed_service_stops_cleanly_when_its_hub_is_killed(tmp_path):
+    """No orphans: the service asks Linux for SIGTERM when the hub that started it ends, however it ends."""
+    root = tmp_path / "course"
+    root.mkdir()
+    write_notebook(root / "checks.server.ipynb", COURSE)
+    ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
+    (tmp_path / "jupyterhub_config.py").write_text(hub_config(ports, str(root), str(tmp_path / "homes")))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    process = start(
+        [os.path.join(BIN, "jupyterhub"), "-f", str(tmp_path / "jupyterhub_config.py")],
+        str(tmp_path / "hub.log"),
+        cwd=str(tmp_path),
+        env=env,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{ports['service']}/", process, timeout=90)
+        (service,) = [pid for pid in children(process.pid) if b"greenroom" in command_line(pid)]
+        proxies = [pid for pid in children(process.pid) if b"configurable-http-proxy" in command_line(pid)]
+        assert process.pid > 1
+        process.kill()  # SIGKILL: the hub cleans nothing up
+        process.wait(10)
+        deadline = time.monotonic() + 30
+        while command_line(service) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not command_line(service), "the service outlived its hub"
+        assert not list((tmp_path / "runtime").glob("greenroom-*.json"))  # it stopped cleanly
+    finally:
+        stop(process)
+        for pid in locals().get("proxies", []):  # the hub's proxy, orphaned by the SIGKILL: ours to end
+            if pid > 1 and b"configurable-http-proxy" in command_line(pid):
+                os.kill(pid, signal.SIGTERM)
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found += [int(child) for child in handle.read().split()]
+    return found
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
