@@ -51,8 +51,9 @@ def server_files(server_files):
 async def test_killed_worker_mid_call(client, host):
     call = asyncio.ensure_future(client.call("slow", 30))
     generation = host.reloader.serving
-    await wait_until(lambda: generation.busy == 1)
-    busy = [link for link in generation.busy_links()]
+    # A worker counts as busy once taken, and its link once the call is sent to it: wait for the link.
+    await wait_until(lambda: len(generation.busy_links()) == 1)
+    busy = generation.busy_links()
     assert len(busy) == 1 and busy[0].pid > 1
     os.kill(busy[0].pid, signal.SIGKILL)
     with pytest.raises(ExecutionTerminatedError):
