@@ -53,6 +53,19 @@ class Endpoint:
         raise ConnectionError(f"greenroom URL must start with http:// or https://, not {self.url!r}")
 
 
+def refusal_reason(body: bytes, limit: int = 300) -> str:
+    """The reason a host gave for refusing a connection (its ``{"message": ...}`` body), shortened and
+    printable; empty when the body is anything else (a proxy's page, say)."""
+    try:
+        message = json.loads(body).get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(message, str):
+        return ""
+    message = "".join(char if char.isprintable() else " " for char in message).strip()
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
 def runtime_file_pattern() -> str:
     """Glob of the runtime files running hosts write."""
     from jupyter_core.paths import jupyter_runtime_dir
@@ -146,9 +159,10 @@ class Connection:
             ws = await websocket_connect(request, max_message_size=CLIENT_MAX_MESSAGE)
         except HTTPClientError as error:
             hint = " (check the token)" if error.code in (401, 403) else ""
+            reason = refusal_reason(error.response.body if error.response is not None else b"")
             raise ConnectionError(
                 f"greenroom host at {self.endpoint.url} ({self.endpoint.source}) refused the connection: "
-                f"HTTP {error.code}{hint}"
+                f"HTTP {error.code}{hint}{': ' + reason if reason else ''}"
             ) from None
         except OSError as error:
             raise ConnectionError(

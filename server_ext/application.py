@@ -16,7 +16,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from .config import HostConfig
 from .embedding import HostEmbedding
 from .host import Host
-from .identity import Authenticator, JupyterUsers, KernelTokens
+from .identity import Authenticator, JupyterUsers, KernelTokens, server_user
 from .kernels import local_url
 
 __all__ = ["GreenroomApp"]
@@ -122,7 +122,10 @@ class GreenroomApp(ExtensionApp):
 
         def authenticators(host: Host) -> list[Authenticator]:
             kernels = serverapp.kernel_manager
-            return [KernelTokens(host.credentials, kernels.__contains__, kernels_are_owners=True), JupyterUsers()]
+            owned = KernelTokens(
+                host.credentials, kernels.__contains__, kernels_are_owners=True, kernel_user=server_user()
+            )
+            return [owned, JupyterUsers()]
 
         elsewhere = os.environ.get("GREENROOM_URL", "")
         if elsewhere:  # e.g. a hub user's server, whose admin pointed every kernel at the hub's greenroom service

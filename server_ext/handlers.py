@@ -50,14 +50,20 @@ class CallChannel(WebSocketHandler):
     def max_message_size(self) -> int:
         return self.host.config.max_message_size
 
-    async def admit(self) -> None:
-        """Identify the caller before the socket opens; ``HTTPError(403)`` refuses."""
+    async def admit(self) -> bool:
+        """Identify the caller before the socket opens.  A refusal is answered here, with its status and
+        ``{"message": ...}`` (the reason, which the client shows), and returns False."""
         try:
             self.caller = await authenticate(self.authenticators, self)
         except web.HTTPError as error:
             self.host.log.warning("refused a call connection: %s", error.log_message)
-            raise
+            self.clear()
+            self.set_status(error.status_code)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": error.log_message or ""}))
+            return False
         self.tasks = {}
+        return True
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, str):
@@ -137,16 +143,16 @@ class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, CallChannel, Jupy
 
     @allow_unauthenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        await self.admit()
-        await super().get(*args, **kwargs)
+        if await self.admit():
+            await super().get(*args, **kwargs)
 
 
 class BareCallSocketHandler(CallChannel):
     """The call channel of a bare tornado application (``greenroom host``): no Jupyter server around it."""
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        await self.admit()
-        await super().get(*args, **kwargs)
+        if await self.admit():
+            await super().get(*args, **kwargs)
 
 
 class StatusHandler(ExtensionHandlerMixin, APIHandler):

@@ -9,6 +9,8 @@ app accepts its kernels only.  Refusals happen before the WebSocket opens.
 
 from __future__ import annotations
 
+import getpass
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,15 @@ from greenroom.api import User
 
 from .credentials import LOCAL_ID, Credentials
 
-__all__ = ["AUTH_RESOURCE", "Authenticator", "Caller", "JupyterUsers", "KernelTokens", "authenticate"]
+__all__ = [
+    "AUTH_RESOURCE",
+    "Authenticator",
+    "Caller",
+    "JupyterUsers",
+    "KernelTokens",
+    "authenticate",
+    "server_user",
+]
 
 #: The resource name greenroom's handlers give jupyter_server's Authorizer (action ``execute`` for calls).
 AUTH_RESOURCE = "greenroom"
@@ -46,6 +56,19 @@ class Caller:
 SERVER_CALLER = Caller("server", "", "server")
 
 
+def server_user(environ: dict[str, str] | None = None) -> User:
+    """Whom a Jupyter server runs for, and so whose its kernels are: the hub user of a JupyterHub single-user
+    server (``JUPYTERHUB_USER``), else the account the server runs as."""
+    environ = dict(os.environ) if environ is None else environ
+    name = environ.get("JUPYTERHUB_USER", "")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):  # an account with no name (a container's bare uid)
+            name = f"uid {os.getuid()}"
+    return User(name)
+
+
 class Authenticator(Protocol):
     """Turns a call socket's opening request into a :class:`Caller`."""
 
@@ -56,13 +79,22 @@ class Authenticator(Protocol):
 
 class KernelTokens:
     """The greenroom tokens: a kernel's (an HMAC of its id, accepted while that kernel lives) and the runtime
-    file's local token.  ``kernels_are_owners``: inside a Jupyter server the kernels are its user's; in a
-    published app they are its visitors'."""
+    file's local token.  ``kernels_are_owners``: inside a Jupyter server the kernels are its user's
+    (``kernel_user``, see :func:`server_user`); in a published app they are its visitors', whom no one
+    has authenticated."""
 
-    def __init__(self, credentials: Credentials, is_live: Callable[[str], bool], *, kernels_are_owners: bool) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        is_live: Callable[[str], bool],
+        *,
+        kernels_are_owners: bool,
+        kernel_user: User | None = None,
+    ) -> None:
         self.credentials = credentials
         self.is_live = is_live
         self.kernels_are_owners = kernels_are_owners
+        self.kernel_user = kernel_user if kernels_are_owners else None
 
     async def authenticate(self, handler: web.RequestHandler) -> Caller | None:
         token = handler.request.headers.get(TOKEN_HEADER, "")
@@ -72,7 +104,9 @@ class KernelTokens:
         if kernel_id and self.credentials.check(f"kernel:{kernel_id}", token):
             if not self.is_live(kernel_id):
                 raise web.HTTPError(403, "greenroom: the token of a kernel that has shut down")
-            return Caller("kernel", kernel_id, f"kernel:{kernel_id}", owner=self.kernels_are_owners)
+            return Caller(
+                "kernel", kernel_id, f"kernel:{kernel_id}", owner=self.kernels_are_owners, user=self.kernel_user
+            )
         if not kernel_id and self.credentials.check(LOCAL_ID, token):
             connection = uuid.uuid4().hex
             return Caller("local", connection, f"local:{connection}", owner=True)

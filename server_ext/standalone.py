@@ -18,7 +18,7 @@ from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.web import Application
-from traitlets import Int, Unicode
+from traitlets import Float, Int, Unicode
 from traitlets.config import Application as ConfigApplication
 
 from .application import GreenroomApp
@@ -46,6 +46,11 @@ class GreenroomHostApp(ConfigApplication):
 
     port = Int(8765, help="The port to listen on (no other is tried).").tag(config=True)
     ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
+    hub_timeout = Float(
+        10.0,
+        help="Under JupyterHub: how long (seconds) to wait for the hub to check a caller's token before refusing "
+        "the connection with 503 (tokens the hub vouched for in the last hour are still accepted meanwhile).",
+    ).tag(config=True)
     root = Unicode("", help="The folder whose server notebooks the host serves (the command's argument).")
     hub: HubService | None = None  # set when this process runs as a JupyterHub service
     prefix = "/"
@@ -72,13 +77,15 @@ class GreenroomHostApp(ConfigApplication):
         options = GreenroomApp(config=self.config, log=self.log)
         if "call_log" not in self.config.GreenroomApp:  # on by default for the standalone host
             options.call_log = True
-        hub = self.hub
+        hub, hub_timeout = self.hub, self.hub_timeout
+        if not hub_timeout > 0:
+            raise ValueError(f"GreenroomHostApp.hub_timeout must be a positive number of seconds, not {hub_timeout!r}")
 
         def authenticators(host: Host) -> list[Authenticator]:
             # No kernels of its own: a kernel token can never be minted here.  Under a hub, its users.
             found: list[Authenticator] = [KernelTokens(host.credentials, lambda _: False, kernels_are_owners=False)]
             if hub is not None:
-                found.append(HubUsers(hub))
+                found.append(HubUsers(hub, timeout=hub_timeout))
             return [*found, HostToken(host.credentials)]
 
         return HostEmbedding(options.host_config(), self.root, self.log, self.url, authenticators)

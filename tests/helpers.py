@@ -108,6 +108,11 @@ def whoami():
     return [server.context.client_type, server.context.function]
 
 @server.callable
+def user_name():
+    user = server.context.user
+    return None if user is None else user.name
+
+@server.callable
 def chatty():
     for _ in range(100000):
         print(SECRET)

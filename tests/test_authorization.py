@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
-from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.auth.authorizer import AllowAllAuthorizer, Authorizer
 from tornado.httpclient import HTTPClientError
 
 from greenroom.errors import ConnectionError as GreenroomConnectionError
+from greenroom.server_ext.identity import server_user
 from helpers import Client
 
 
@@ -40,7 +42,7 @@ def jp_server_config(jp_server_config, authorizer_class):
 async def test_a_read_only_user_cannot_call_but_can_read_status(host, base_url, jp_serverapp, jp_fetch):
     client = Client(base_url, {"Authorization": f"token {jp_serverapp.identity_provider.token}"})
     try:
-        with pytest.raises(GreenroomConnectionError, match="HTTP 403"):
+        with pytest.raises(GreenroomConnectionError, match="HTTP 403 .*: greenroom: user .* may not call"):
             await client.call("add", 1, 2)
     finally:
         client.close()
@@ -59,3 +61,20 @@ async def test_kernels_keep_their_own_credentials_whatever_the_authorizer(start_
     """Kernels the server started call with their greenroom tokens: the Authorizer judged whoever started them."""
     kernel = await start_kernel()
     assert (await kernel.run("from greenroom import server\nprint(server.call('add', 1, 2))")).strip() == "3"
+
+
+@pytest.mark.parametrize("authorizer_class", [AllowAllAuthorizer])
+async def test_the_server_user_and_its_kernels_call_as_that_user(host, base_url, jp_serverapp, start_kernel):
+    kernel = await start_kernel()
+    shown = await kernel.run("from greenroom import server\nprint(server.call('user_name'))")
+    assert shown.strip() == getpass.getuser()  # the account the server runs as
+    client = Client(base_url, {"Authorization": f"token {jp_serverapp.identity_provider.token}"})
+    try:
+        assert await client.call("user_name")  # the user the server's identity provider names
+    finally:
+        client.close()
+
+
+def test_a_hub_single_user_servers_kernels_are_its_hub_user():
+    assert server_user({"JUPYTERHUB_USER": "alice"}).name == "alice"
+    assert server_user({}).name == getpass.getuser()

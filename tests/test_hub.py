@@ -22,8 +22,9 @@ from processes import free_port, start, stop, wait_for_http
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from greenroom.errors import ConnectionError as GreenroomConnectionError
 from greenroom.server_ext.calllog import read_calls
-from helpers import SECRET, KernelSocket, write_notebook
+from helpers import SECRET, Client, KernelSocket, write_notebook
 
 pytestmark = pytest.mark.hub
 
@@ -90,7 +91,7 @@ def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
         c.JupyterHub.services = [
             {{"name": "greenroom", "url": {service_url!r},
               "command": [{os.path.join(BIN, "greenroom")!r}, "host", {root!r},
-                          "--GreenroomApp.max_calls_per_session=256"]}},
+                          "--GreenroomApp.max_calls_per_session=256", "--GreenroomHostApp.hub_timeout=3"]}},
             {{"name": "admin-bot", "api_token": {ADMIN_TOKEN!r}}},
             {{"name": "other-service", "api_token": {OTHER_SERVICE_TOKEN!r}}},
         ]
@@ -129,7 +130,7 @@ def hub(tmp_path_factory):
     try:
         wait_for_http(f"{url}/hub/api/", process, timeout=90, any_status=False)
         wait_for_http(f"http://127.0.0.1:{ports['service']}/", process, timeout=90)  # the service itself is up
-        yield {"url": url, "log": directory / "hub.log", "root": root}
+        yield {"url": url, "log": directory / "hub.log", "root": root, "process": process}
     finally:
         stop(process, grace=30)
 
@@ -331,6 +332,46 @@ async def test_a_planted_secret_reaches_nothing_a_student_can_see(hub):
             seen += response.body.decode("utf-8", "replace")
     seen += (hub["root"] / ".greenroom" / "calls.sqlite").read_bytes().decode("utf-8", "replace")
     assert SECRET not in seen
+
+
+async def test_a_hub_that_stops_answering_fails_new_tokens_clearly_while_known_callers_keep_calling(hub):
+    """The hub frozen (SIGSTOP: it accepts connections and never answers), then thawed."""
+    scopes = {"scopes": ["access:services!service=greenroom"]}
+    known, fresh = [
+        (await asyncio.to_thread(api, hub, "POST", "users/alice/tokens", scopes))["token"] for _ in range(2)
+    ]
+    service = f"{hub['url']}/services/greenroom/"
+    connected = Client(service, {"Authorization": f"token {known}"})
+    process = hub["process"]
+    assert process.pid > 1 and process.poll() is None
+    try:
+        assert await connected.call("whoami") == ["alice", ["students"]]
+        process.send_signal(signal.SIGSTOP)
+        assert await connected.call("whoami") == ["alice", ["students"]]  # an open connection keeps calling
+        again = Client(service, {"Authorization": f"token {known}"})  # a new connection with a known token
+        try:
+            assert await again.call("whoami") == ["alice", ["students"]]
+        finally:
+            again.close()
+        newcomer = Client(service, {"Authorization": f"token {fresh}"})
+        started = time.monotonic()
+        try:
+            with pytest.raises(
+                GreenroomConnectionError, match="HTTP 503: greenroom: the hub did not answer within 3 s"
+            ):
+                await newcomer.call("whoami")
+        finally:
+            newcomer.close()
+        assert time.monotonic() - started < 10  # within the hub timeout (3 s), well inside the call timeout
+    finally:
+        process.send_signal(signal.SIGCONT)
+    recovered = Client(service, {"Authorization": f"token {fresh}"})
+    try:
+        assert await recovered.call("whoami") == ["alice", ["students"]]  # the hub is back: so is the newcomer
+    finally:
+        recovered.close()
+        connected.close()
+    assert fresh not in hub["log"].read_text() and known not in hub["log"].read_text()
 
 
 STUDENT_LOAD = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -218,3 +219,53 @@ def test_policies_refuse_before_any_server_code_and_the_call_log_has_every_call(
         [GREENROOM, "calls", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert missing.returncode != 0 and "no call log at" in missing.stderr
+
+
+def test_a_hub_service_whose_hub_is_down_refuses_with_the_reason_and_keeps_serving(tmp_path):
+    """Started as an external JupyterHub service while no hub answers: a hub token is refused within the hub
+    timeout with a 503 that names the cause, huge headers are refused, and the owner's calls still work."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    write_notebook(root / "calc.server.ipynb", CALC_SOURCE)
+    runtime = tmp_path / "host-runtime"
+    runtime.mkdir()
+    port, dead_hub = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTERHUB_SERVICE_NAME="greenroom",
+        JUPYTERHUB_API_TOKEN="service-token-" + "0" * 20,
+        JUPYTERHUB_API_URL=f"http://127.0.0.1:{dead_hub}/hub/api",
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+        JUPYTERHUB_SERVICE_PREFIX="/services/greenroom/",
+    )
+    log = tmp_path / "host.log"
+    process = start([GREENROOM, "host", str(root), "--GreenroomHostApp.hub_timeout=5"], str(log), env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(runtime.glob("greenroom-*.json")) or "as JupyterHub service" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/services/greenroom/"
+        client_env = {key: value for key, value in env.items() if not key.startswith("JUPYTERHUB_")}
+        code = (
+            "import time\nfrom greenroom import server\nstarted = time.monotonic()\ntry:\n"
+            "    server.call('add', 1, 1)\nexcept server.ConnectionError as error:\n"
+            "    print(round(time.monotonic() - started), error)"
+        )
+        refused = run_client(code, dict(client_env, GREENROOM_URL=url, JUPYTERHUB_API_TOKEN="a-students-token"))
+        seconds, message = refused.stdout.split(" ", 1)
+        assert int(seconds) <= 10 and "HTTP 503: greenroom: the hub could not check the token" in message, (
+            refused.stdout + refused.stderr
+        )
+        huge = run_client(code, dict(client_env, GREENROOM_URL=url, JUPYTERHUB_API_TOKEN="x" * 100_000))
+        assert "refused the connection" in huge.stdout or "cannot reach" in huge.stdout, huge.stdout + huge.stderr
+        token = json.loads(next(runtime.glob("greenroom-*.json")).read_text())["token"]
+        served = run_client(
+            "from greenroom import server\nprint(server.call('add', 2, 3))",
+            dict(client_env, GREENROOM_URL=url, GREENROOM_TOKEN=token),
+        )
+        assert served.stdout.strip() == "5", served.stderr
+        assert "a-students-token" not in log.read_text()  # tokens are never logged
+    finally:
+        stop(process)
