@@ -5,16 +5,22 @@ that must not call are refused before the socket opens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,9 +73,20 @@ def explode(guess):
 '''
 
 
-def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
+def hub_config(ports: dict[str, int], root: str, homes: str, singleuser: str = "") -> str:
+    """Students and a teacher, the greenroom service on ``root``, and two other services.  Servers run as the
+    hub's own user under ``homes`` (SimpleLocalProcessSpawner), or, with ``singleuser`` (a command), as
+    system users of the same names (LocalProcessSpawner, as The Littlest JupyterHub runs them)."""
     service_url = f"http://127.0.0.1:{ports['service']}"
-    return textwrap.dedent(
+    spawner = (
+        f'c.JupyterHub.spawner_class = "localprocess"\nc.Spawner.cmd = [{singleuser!r}]'
+        if singleuser
+        else 'c.JupyterHub.spawner_class = "simple"\n'
+        f'c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"\n'
+        f"c.Spawner.cmd = [{os.path.join(BIN, 'jupyterhub-singleuser')!r}]\n"
+        'c.Spawner.args = ["--allow-root"]'
+    )
+    return spawner + textwrap.dedent(
         f"""
         c.JupyterHub.ip = "127.0.0.1"
         c.JupyterHub.port = {ports["hub"]}
@@ -78,10 +95,6 @@ def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
         c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
         c.ConfigurableHTTPProxy.command = [{PROXY!r}]
         c.JupyterHub.authenticator_class = "dummy"
-        c.JupyterHub.spawner_class = "simple"
-        c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
-        c.Spawner.cmd = [{os.path.join(BIN, "jupyterhub-singleuser")!r}]
-        c.Spawner.args = ["--allow-root"]
         c.Spawner.start_timeout = 90
         c.Spawner.http_timeout = 90
         c.Spawner.environment = {{"GREENROOM_URL": "http://127.0.0.1:{ports["hub"]}/services/greenroom/"}}
@@ -107,17 +120,13 @@ def hub_config(ports: dict[str, int], root: str, homes: str) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+@contextlib.contextmanager
+def running_hub(directory: Path, config: str, ports: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """A JupyterHub (with its proxy and services) running ``config`` (on ``ports``) in ``directory``, stopped
+    at the end."""
     if PROXY is None:
         pytest.fail("configurable-http-proxy is missing: run `make test` (it installs it with npm)")
-    directory = tmp_path_factory.mktemp("hub")
-    root = directory / "course"
-    root.mkdir()
-    write_notebook(root / "checks.server.ipynb", COURSE)
-    shutil.copy(os.path.join(EXAMPLES, "course", "course.server.ipynb"), root)  # the course example, as shipped
-    ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
-    (directory / "jupyterhub_config.py").write_text(hub_config(ports, str(root), str(directory / "homes")))
+    (directory / "jupyterhub_config.py").write_text(config)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GREENROOM_", "JUPYTERHUB_"))}
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
     process = start(
@@ -130,9 +139,21 @@ def hub(tmp_path_factory):
     try:
         wait_for_http(f"{url}/hub/api/", process, timeout=90, any_status=False)
         wait_for_http(f"http://127.0.0.1:{ports['service']}/", process, timeout=90)  # the service itself is up
-        yield {"url": url, "log": directory / "hub.log", "root": root, "process": process}
+        yield {"url": url, "log": directory / "hub.log", "process": process}
     finally:
         stop(process, grace=30)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("hub")
+    root = directory / "course"
+    root.mkdir()
+    write_notebook(root / "checks.server.ipynb", COURSE)
+    shutil.copy(os.path.join(EXAMPLES, "course", "course.server.ipynb"), root)  # the course example, as shipped
+    ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
+    with running_hub(directory, hub_config(ports, str(root), str(directory / "homes")), ports) as running:
+        yield dict(running, root=root)
 
 
 def api(hub: dict[str, Any], method: str, path: str, body: Any = None, token: str = ADMIN_TOKEN) -> Any:
@@ -475,3 +496,89 @@ def command_line(pid: int) -> bytes:
             return handle.read()
     except OSError:
         return b""
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEM_PYTHON = "/usr/bin/python3"
+AS_SYSTEM_USERS = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON) or shutil.which("useradd") is None,
+    reason="students as system users needs root, useradd and a system Python every user may run",
+)
+
+
+def processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def system_users(*names: str) -> Iterator[None]:
+    """System users made for this test, and removed with their homes (and any process left running as them,
+    each of which this test started through the hub) at the end."""
+    made: list[str] = []
+    try:
+        for name in names:
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam(name)
+                raise AssertionError(f"a system user {name!r} exists already: not ours to use or remove")
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, timeout=60)
+            made.append(name)
+        yield
+    finally:
+        for name in made:
+            uid = pwd.getpwnam(name).pw_uid
+            for pid in processes_of(uid) if uid > 0 else []:
+                if pid > 1:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            subprocess.run(["userdel", "--remove", name], check=False, timeout=60, capture_output=True)
+
+
+@AS_SYSTEM_USERS
+@pytest.mark.timeout(600)
+async def test_students_as_system_users_call_the_service_but_cannot_read_the_teachers_folder(tmp_path):
+    """As The Littlest JupyterHub runs a class: every student a system user (LocalProcessSpawner) with one
+    shared environment every user may run, the greenroom service as the hub's user, the teacher's notebooks
+    in its 0700 folder."""
+    shared = Path(tempfile.mkdtemp(prefix="greenroom-class-"))  # /tmp itself: every user may look inside
+    try:
+        shared.chmod(0o755)
+        environment = shared / "user-env"  # what TLJH keeps in /opt/tljh/user
+        await asyncio.to_thread(
+            subprocess.run, [SYSTEM_PYTHON, "-m", "venv", str(environment)], check=True, timeout=120
+        )
+        installed = await asyncio.to_thread(
+            subprocess.run,
+            [str(environment / "bin" / "pip"), "install", "--quiet", f"{REPOSITORY}[hub]"],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
+        )
+        assert installed.returncode == 0, installed.stderr[-3000:]
+        teacher = shared / "teacher"
+        teacher.mkdir(mode=0o700)
+        write_notebook(teacher / "checks.server.ipynb", COURSE)
+        ports = {name: free_port() for name in ("hub", "api", "proxy_api", "service")}
+        config = hub_config(ports, str(teacher), "", singleuser=str(environment / "bin" / "jupyterhub-singleuser"))
+        with system_users("grstudent1"), running_hub(tmp_path, config, ports) as running:
+            kernel = await student_kernel(running, "grstudent1")
+            try:
+                shown = await run(
+                    kernel,
+                    "import os\ntry:\n"
+                    f"    open({str(teacher / 'checks.server.ipynb')!r}).read()\n"
+                    "except PermissionError:\n    print('PermissionError')\n"
+                    "print(os.getuid() == os.stat(os.path.expanduser('~')).st_uid != 0, server.call('whoami'))",
+                )
+            finally:
+                kernel.close()
+        assert shown.splitlines() == ["PermissionError", "True ['grstudent1', []]"]
+        assert SECRET not in shown
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
