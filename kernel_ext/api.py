@@ -22,9 +22,18 @@ from .loading import loading
 from .portable import portable_class
 from .protocol import Kind, Reply
 from .registry import Policy, functions, parse_rate_limit
+from .tasks import Task, TaskState, arriving_through
 from .wire import Part
 
-__all__ = ["CallContext", "CallSession", "Server", "Transport", "connect", "current_call_session", "server"]
+__all__ = [
+    "CallContext",
+    "CallSession",
+    "Server",
+    "Transport",
+    "connect",
+    "current_call_session",
+    "server",
+]
 
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 MAX_NAME_LENGTH = 200
@@ -87,6 +96,8 @@ _quiet: contextvars.ContextVar[int] = contextvars.ContextVar("greenroom_quiet", 
 #: The session dict and the caller of the server function running in this context (None outside calls).
 _call_session: contextvars.ContextVar[CallSession | None] = contextvars.ContextVar("greenroom_session", default=None)
 _call_context: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("greenroom_context", default=None)
+#: The running task's state (None outside tasks).
+_task_state: contextvars.ContextVar[TaskState | None] = contextvars.ContextVar("greenroom_task_state", default=None)
 
 
 class _NoLoadingIndicator:
@@ -128,6 +139,7 @@ class Server:
         self._transport: Transport | None = None
         self._transport_lock = threading.Lock()
         self._local_session: dict[str, Any] = {}
+        self._local_task_state: dict[str, Any] = {}
         self.no_loading_indicator = _NoLoadingIndicator()
 
     # -- declaring ---------------------------------------------------------
@@ -193,10 +205,10 @@ class Server:
         payload, buffers = encode_arguments(args, kwargs)
         transport = self._get_transport()
         if _quiet.get():
-            return transport.request(Kind.CALL, _check_name(name), payload, buffers).result()
+            return _result(transport, transport.request(Kind.CALL, _check_name(name), payload, buffers))
         loading.enter()
         try:
-            return transport.request(Kind.CALL, _check_name(name), payload, buffers).result()
+            return _result(transport, transport.request(Kind.CALL, _check_name(name), payload, buffers))
         finally:
             loading.leave()
 
@@ -204,7 +216,8 @@ class Server:
         """Like :meth:`call`, without the loading indicator."""
         __tracebackhide__ = True  # IPython shows the caller's line, not this frame
         payload, buffers = encode_arguments(args, kwargs)
-        return self._get_transport().request(Kind.CALL, _check_name(name), payload, buffers).result()
+        transport = self._get_transport()
+        return _result(transport, transport.request(Kind.CALL, _check_name(name), payload, buffers))
 
     async def call_async(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Await server function ``name`` from async code; the loading indicator shows meanwhile."""
@@ -215,17 +228,91 @@ class Server:
         if not quiet:
             loading.enter()
         try:
-            return (await transport.request_async(Kind.CALL, _check_name(name), payload, buffers)).result()
+            return _result(transport, await transport.request_async(Kind.CALL, _check_name(name), payload, buffers))
         finally:
             if not quiet:
                 loading.leave()
 
     def request(self, kind: str) -> Any:
-        """Ask the host for ``functions``, ``status`` or ``reload`` (used by the magics)."""
+        """Ask the host for ``functions``, ``status``, ``reload`` or ``tasks`` (used by the magics)."""
         __tracebackhide__ = True  # IPython shows the caller's line, not this frame
-        if kind not in (Kind.FUNCTIONS, Kind.STATUS, Kind.RELOAD):
-            raise ValueError(f"server.request asks for functions, status or reload, not {kind!r}")
-        return self._get_transport().request(kind).result()
+        if kind not in (Kind.FUNCTIONS, Kind.STATUS, Kind.RELOAD, Kind.TASKS):
+            raise ValueError(f"server.request asks for functions, status, reload or tasks, not {kind!r}")
+        transport = self._get_transport()
+        return _result(transport, transport.request(kind))
+
+    # -- background tasks ----------------------------------------------------
+    def background_task(self, name_or_function: Any = None) -> Any:
+        """Declare a background task: ``@server.background_task`` or ``@server.background_task("name")``.
+        Server code starts it with :meth:`launch_background_task`; clients cannot call it directly.  The
+        function itself is returned unchanged."""
+
+        def register(function: FunctionT, name: str | None = None) -> FunctionT:
+            if not callable(function):
+                raise TypeError("@server.background_task decorates a function")
+            functions.register_task(_check_name(name or function.__name__), function)
+            return function
+
+        if callable(name_or_function):
+            return register(name_or_function)
+        if name_or_function is not None and not isinstance(name_or_function, str):
+            raise TypeError("@server.background_task takes a function or a name string")
+        return lambda function: register(function, name_or_function)
+
+    def _server_side(self, what: str) -> Transport:
+        __tracebackhide__ = True
+        transport = self._transport
+        if transport is None or not getattr(transport, "runtime", False):
+            raise PermissionError(
+                f"{what} is for server code: call a server function that does it (clients start tasks through "
+                "a server function that launches one and returns it)"
+            )
+        return transport
+
+    def launch_background_task(self, name: str, *args: Any, **kwargs: Any) -> Task:
+        """Start background task ``name`` with these arguments (server code only) and return its
+        :class:`Task` at once; the task runs in its own process, outside the call timeout."""
+        __tracebackhide__ = True
+        from .taskmessages import TaskUpdate
+
+        transport = self._server_side("server.launch_background_task")
+        payload, buffers = encode_arguments(args, kwargs)
+        news = TaskUpdate.from_reply(transport.request(Kind.LAUNCH, _check_name(name), payload, buffers))
+        return Task(news.task_id, news.name, transport)
+
+    def get_background_task(self, task_id: str) -> Task:
+        """The task with this id (server code only); :class:`LookupError` if the host knows none."""
+        __tracebackhide__ = True
+        from .taskmessages import TaskUpdate
+
+        transport = self._server_side("server.get_background_task")
+        if not isinstance(task_id, str):
+            raise TypeError(f"a task id is a str, not {type(task_id).__name__}")
+        news = TaskUpdate.from_reply(transport.request(Kind.TASK_GET, task_id))
+        return Task(news.task_id, news.name, transport)
+
+    def list_background_tasks(self) -> list[Task]:
+        """Every task the host knows, newest first (server code only)."""
+        __tracebackhide__ = True
+        transport = self._server_side("server.list_background_tasks")
+        listed = transport.request(Kind.TASKS).result()
+        return [Task(str(item["id"]), str(item["name"]), transport) for item in listed]
+
+    @property
+    def task_state(self) -> dict[str, Any]:
+        """Inside a background task, the dict whose changes its holders see live (``progress``: 0..1 and
+        ``message`` drive ``TaskProgress``); elsewhere a local dict."""
+        state = _task_state.get()
+        return state if state is not None else self._local_task_state
+
+    @contextmanager
+    def running_task(self, state: TaskState) -> Iterator[None]:
+        """Set :attr:`task_state` for one task, in this context only (used by the runtime)."""
+        token = _task_state.set(state)
+        try:
+            yield
+        finally:
+            _task_state.reset(token)
 
     # -- inside a call -----------------------------------------------------
     @property
@@ -252,6 +339,13 @@ class Server:
         finally:
             _call_context.reset(context_token)
             _call_session.reset(session_token)
+
+
+def _result(transport: Transport, reply: Reply) -> Any:
+    """The reply's value (tasks in it belong to ``transport``), or raise its error."""
+    __tracebackhide__ = True  # IPython shows the caller's line, not this frame
+    with arriving_through(transport):
+        return reply.result()
 
 
 server = Server()

@@ -2,8 +2,9 @@
 
 Allowed values: None, bool, int, float, complex, str, list, tuple (arrives as
 list), dict with str keys, ``datetime.datetime``, ``datetime.date``, Media,
-portable classes, numpy arrays and scalars (:mod:`greenroom.arrays`), pandas
-objects and Arrow tables (:mod:`greenroom.tables`).  Media, arrays and tables
+portable classes, background tasks (:mod:`greenroom.tasks`: as their id), numpy
+arrays and scalars (:mod:`greenroom.arrays`), pandas objects and Arrow tables
+(:mod:`greenroom.tables`).  Media, arrays and tables
 travel as binary buffers.  Anything else raises :class:`SerializationError`
 before anything is sent, naming the path of the bad value
 (``args[0]['tags']: set``).  Never pickle.
@@ -25,6 +26,7 @@ from . import arrays, tables
 from .errors import SerializationError, WireError
 from .media import BlobMedia, Media, URLMedia
 from .portable import PortableRegistry, portable_classes, rebuild, state_of
+from .tasks import Task, task_from_wire
 from .wire import MAX_PARTS
 
 __all__ = [
@@ -50,7 +52,8 @@ Buffers: TypeAlias = list[bytes | memoryview]
 
 _ALLOWED = (
     "None, bool, int, float, complex, str, list, tuple, dict with str keys, datetime, date, "
-    "greenroom.Media, @server.portable_class classes, numpy arrays, pandas objects and Arrow tables"
+    "greenroom.Media, greenroom Tasks, @server.portable_class classes, numpy arrays, pandas objects and Arrow "
+    "tables"
 )
 _SCALARS = (str, int, float, type(None))
 
@@ -90,6 +93,8 @@ class _Encoder:
         if isinstance(value, Media):
             self.buffers.append(value.get_bytes())
             return {"$media": [len(self.buffers) - 1, value.content_type, value.name]}
+        if kind is Task:
+            return {"$task": [value.get_id(), value._name]}
         name = self.registry.by_class.get(kind)
         if name is not None:
             return self._container(value, path, depth, functools.partial(self._portable, name))
@@ -251,6 +256,11 @@ class _Decoder:
             if key == "$url":
                 url, content_type, name = data
                 return URLMedia(url, content_type, name, from_client=self.from_client)
+            if key == "$task":
+                task_id, name = data
+                if not isinstance(task_id, str) or not isinstance(name, str) or not 0 < len(task_id) <= 64:
+                    raise ValueError("a task is [id, name]")
+                return task_from_wire(task_id, name)
             if key == "$obj":
                 name, state = data
                 cls = self.registry.by_name.get(name)

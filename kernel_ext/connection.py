@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import glob
+import inspect
 import itertools
 import json
 import os
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -24,7 +27,11 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from .errors import ConnectionError, GreenroomError, WireError
 from .logs import log
 from .protocol import Kind, Reply, Request
-from .wire import Part, pack, parse_route, unpack
+from .taskmessages import TaskUpdate
+from .wire import Part, Parts, pack, parse_route, unpack
+
+#: Gets a task's news, or the error that ends its watch.
+TaskWatcher = Callable[[TaskUpdate | BaseException], None]
 
 __all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
 
@@ -128,6 +135,10 @@ class Connection:
         self._thread = threading.Thread(target=self._loop.run_forever, name="greenroom-connection", daemon=True)
         self._thread.start()
         self._ws: WebSocketClientConnection | None = None
+        #: Task id -> who watches it here (weakly held), and the last news the host pushed of it.
+        self._watchers: dict[str, list[Callable[[], TaskWatcher | None]]] = {}
+        self._last_news: dict[str, TaskUpdate] = {}
+        self._watch_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------
     def _ensure_open(self) -> None:
@@ -184,7 +195,11 @@ class Connection:
                 if message is None:
                     break
                 try:
-                    request_id, reply = self._parse_reply(message)
+                    parts = self._parts(message)
+                    if parse_route(parts[0])["kind"] == Kind.TASK:
+                        self._task_news(TaskUpdate.from_parts(parts[1:]))
+                        continue
+                    request_id, reply = self._parse_reply(parts)
                 except WireError as error:
                     # Which call it answered is unknown: end the connection so that no caller waits forever.
                     log.warning(
@@ -204,20 +219,80 @@ class Connection:
             if self._ws is ws:
                 self._ws = None
             pending, self._pending = self._pending, {}
+            lost = f"lost the greenroom host at {self.endpoint.url}: {reason}"
             for future in pending.values():
                 if not future.done():
-                    future.set_exception(ConnectionError(f"lost the greenroom host at {self.endpoint.url}: {reason}"))
+                    future.set_exception(ConnectionError(lost))
+            self._end_watches(lost)
 
     @staticmethod
-    def _parse_reply(message: str | bytes) -> tuple[int, Reply]:
+    def _parts(message: str | bytes) -> Parts:
         if isinstance(message, str):
             raise WireError("a text message where replies are binary")
-        parts = unpack(message, CLIENT_MAX_MESSAGE)
+        return unpack(message, CLIENT_MAX_MESSAGE)
+
+    @staticmethod
+    def _parse_reply(parts: Parts) -> tuple[int, Reply]:
         route = parse_route(parts[0])
         request_id = route.get("id")
         if route["kind"] != Kind.REPLY or not isinstance(request_id, int) or isinstance(request_id, bool):
             raise WireError(f"expected a reply with an integer id, got kind {route['kind']!r}, id {request_id!r}")
         return request_id, Reply.unpack(route, parts)
+
+    # -- tasks ---------------------------------------------------------------
+    def watch(self, task_id: str, on_news: TaskWatcher) -> None:
+        """Have the host push news of task ``task_id`` to this connection; ``on_news`` (held weakly when it
+        is a bound method) gets each :class:`TaskUpdate`, on this connection's thread, and last the error
+        that ends the watch, if one does."""
+        held: Callable[[], TaskWatcher | None] = (
+            weakref.WeakMethod(on_news) if inspect.ismethod(on_news) else (lambda: on_news)
+        )
+        with self._watch_lock:
+            watchers = self._watchers.setdefault(task_id, [])
+            watchers.append(held)
+            first, known = len(watchers) == 1, self._last_news.get(task_id)
+        if known is not None:
+            on_news(known)
+        if not first:
+            return
+        try:
+            _, future = self.submit(Kind.WATCH, task_id)
+        except GreenroomError as error:
+            self._end_watch(task_id, error)
+            return
+
+        def answered(done: concurrent.futures.Future[Reply]) -> None:
+            try:
+                reply = done.result()
+                if not reply.ok:
+                    reply.result()
+            except Exception as error:  # noqa: BLE001 - the watch ends with the reason, told to its watchers
+                self._end_watch(task_id, error)
+
+        future.add_done_callback(answered)
+
+    def _task_news(self, news: TaskUpdate) -> None:
+        with self._watch_lock:
+            watchers = list(self._watchers.get(news.task_id, ()))
+            if watchers:
+                self._last_news[news.task_id] = news
+        for held in watchers:
+            watcher = held()
+            if watcher is not None:
+                watcher(news)
+
+    def _end_watch(self, task_id: str, error: BaseException) -> None:
+        with self._watch_lock:
+            watchers = self._watchers.pop(task_id, [])
+            self._last_news.pop(task_id, None)
+        for held in watchers:
+            watcher = held()
+            if watcher is not None:
+                watcher(error)
+
+    def _end_watches(self, reason: str) -> None:
+        for task_id in list(self._watchers):
+            self._end_watch(task_id, ConnectionError(reason))
 
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
@@ -226,6 +301,7 @@ class Connection:
         for future in pending.values():
             if not future.done():
                 future.set_exception(ConnectionError(f"the connection to {self.endpoint.url} was closed"))
+        self._end_watches(f"the connection to {self.endpoint.url} was closed")
         if ws is not None:
             self._loop.call_soon_threadsafe(ws.close)
         if self._loop.is_closed():

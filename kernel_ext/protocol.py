@@ -59,8 +59,23 @@ class Kind:
     EXIT: Final = "exit"
     RESULT: Final = "result"
 
+    # background tasks: what server code asks the host (a client may only WATCH and list TASKS)
+    LAUNCH: Final = "launch"
+    TASK_GET: Final = "task_get"
+    TASK_WAIT: Final = "task_wait"
+    TASK_KILL: Final = "task_kill"
+    TASKS: Final = "tasks"
+    WATCH: Final = "watch"
+    #: The host tells a client holding a task its news (pushed: no request id).
+    TASK: Final = "task"
+    # host <-> a task's process
+    SPAWN_TASK: Final = "spawn_task"
+    STATE: Final = "state"
+
     #: What a client may ask the host for.
-    CLIENT_REQUESTS: Final = (CALL, CANCEL, FUNCTIONS, STATUS, RELOAD)
+    CLIENT_REQUESTS: Final = (CALL, CANCEL, FUNCTIONS, STATUS, RELOAD, WATCH, TASKS)
+    #: What a worker (or a task) may ask about tasks.
+    TASK_REQUESTS: Final = (LAUNCH, TASK_GET, TASK_WAIT, TASK_KILL, TASKS)
 
 
 #: Parts a message between the host and its runtime may have: a call's parts and its session's.
@@ -78,7 +93,8 @@ class Role:
 
     TEMPLATE: Final = "template"
     WORKER: Final = "worker"
-    ALL: Final = (TEMPLATE, WORKER)
+    TASK: Final = "task"
+    ALL: Final = (TEMPLATE, WORKER, TASK)
 
 
 def _hide_frames(filename: str) -> None:

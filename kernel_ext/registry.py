@@ -95,11 +95,28 @@ def public_signature(function: Callable[..., Any]) -> str:
 
 
 class FunctionRegistry:
-    """Name -> :class:`ServerFunction` for this process."""
+    """Name -> :class:`ServerFunction` for this process: the callables (``by_name``) and, apart, the
+    background tasks (``tasks``), which clients cannot call."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, ServerFunction] = {}
+        self.tasks: dict[str, ServerFunction] = {}
         self.current_notebook = ""
+
+    def register_task(self, name: str, function: Callable[..., Any]) -> None:
+        existing = self.tasks.get(name)
+        if existing is not None and existing.notebook != self.current_notebook and existing.notebook:
+            raise ValueError(
+                f"background task {name!r} is defined twice: in {existing.notebook} and {self.current_notebook}"
+            )
+        self.tasks[name] = ServerFunction(name, function, None, self.current_notebook)
+
+    def snapshot(self) -> tuple[dict[str, ServerFunction], dict[str, ServerFunction]]:
+        """What is registered now, to go back to with :meth:`restore` (a notebook that failed to load)."""
+        return dict(self.by_name), dict(self.tasks)
+
+    def restore(self, snapshot: tuple[dict[str, ServerFunction], dict[str, ServerFunction]]) -> None:
+        self.by_name, self.tasks = dict(snapshot[0]), dict(snapshot[1])
 
     def register(
         self, name: str, function: Callable[..., Any], timeout: float | None, policy: Policy | None = None
@@ -112,8 +129,9 @@ class FunctionRegistry:
         self.by_name[name] = ServerFunction(name, function, timeout, self.current_notebook, policy or Policy())
 
     def reset(self) -> None:
-        """Forget every function (for tests)."""
+        """Forget every function and task (for tests)."""
         self.by_name.clear()
+        self.tasks.clear()
         self.current_notebook = ""
 
 

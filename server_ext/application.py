@@ -95,6 +95,19 @@ class GreenroomApp(ExtensionApp):
         "",
         help="Python interpreter of the runtime processes (default: the server's own).",
     ).tag(config=True)
+    max_tasks = Int(
+        4,
+        help="Most background tasks running at once; more wait, in the order they were launched.",
+    ).tag(config=True)
+    task_timeout = Float(
+        0.0,
+        help="Seconds a background task may run before it is killed (0: no limit).",
+    ).tag(config=True)
+    task_record_days = Float(
+        7.0,
+        help="Days the records of ended background tasks (status, last state, result or error) are kept "
+        "under data_dir.",
+    ).tag(config=True)
     call_log = Bool(
         False,
         help="Record every call, refused ones included, in SQLite under data_dir: UTC time, user, session, "

@@ -36,6 +36,9 @@ class HostConfig:
     python: str = ""
     call_log: bool = False
     data_dir: str = ""
+    max_tasks: int = 4
+    task_timeout: float = 0.0
+    task_record_days: float = 7.0
 
     def __post_init__(self) -> None:
         for name in ("call_timeout", "reload_poll_interval", "load_timeout"):
@@ -52,6 +55,12 @@ class HostConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"GreenroomApp.{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.max_tasks < 1:
+            raise ValueError(f"GreenroomApp.max_tasks must be at least 1, not {self.max_tasks!r}")
+        if not self.task_timeout >= 0:
+            raise ValueError(f"GreenroomApp.task_timeout must be 0 (no limit) or seconds, not {self.task_timeout!r}")
+        if not self.task_record_days > 0:
+            raise ValueError(f"GreenroomApp.task_record_days must be a positive number, not {self.task_record_days!r}")
         if self.worker_memory_limit < -1:
             raise ValueError(
                 "GreenroomApp.worker_memory_limit must be -1 (automatic), 0 (no limit) or a number of bytes"

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from greenroom.errors import ExecutionTerminatedError, WireError
 from greenroom.protocol import (
@@ -37,7 +37,7 @@ from .links import Link
 from .looptasks import LoopTasks
 from .scheduler import FairQueue
 
-__all__ = ["Generation", "LoadFailed", "NotStarted", "NotebookSource", "RuntimePlace"]
+__all__ = ["Generation", "LoadFailed", "NotStarted", "NotebookSource", "RuntimePlace", "TaskHooks"]
 
 #: Runs a server-to-server call: (caller, function name, payload, buffers, queue key, lent session) -> reply.
 NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None], Awaitable[Reply]]
@@ -46,6 +46,17 @@ NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None],
 NotebookSource = dict[str, str | None]
 #: Answers a worker's first use of its call's session: the session, once the call may hold it.
 LendSession = Callable[[Link], Awaitable[Reply]]
+
+
+class TaskHooks(Protocol):
+    """What a generation hands the host's background tasks: their processes' links, and server code's
+    requests about tasks."""
+
+    async def serve(self, link: Link, generation: Generation) -> None:
+        """Run a task process's link until it ends."""
+
+    async def answer(self, caller: Caller, request: Request) -> Reply:
+        """Answer a request of ``Kind.TASK_REQUESTS`` made by server code running for ``caller``."""
 
 
 class LoadFailed(Exception):
@@ -81,6 +92,7 @@ class Generation:
         *,
         nested_call: NestedCall,
         lend_session: LendSession,
+        task_hooks: TaskHooks,
         on_lost: Callable[[Generation], None],
         on_ended: Callable[[Generation], None],
     ) -> None:
@@ -98,12 +110,16 @@ class Generation:
         self.tasks = tasks
         self.nested_call = nested_call
         self.lend_session = lend_session
+        self.task_hooks = task_hooks
         self.on_lost = on_lost
         self.on_ended = on_ended
         self.process: asyncio.subprocess.Process | None = None
         self.template: Link | None = None
         self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.functions: dict[str, dict[str, Any]] = {}
+        self.task_names: list[str] = []
+        #: Background tasks started in this generation and not ended: its template must outlive them.
+        self.running_tasks: set[str] = set()
         self.errors: list[LoadError] = []
         self.queue: FairQueue[Link] = FairQueue(config.max_workers_per_session)
         self.spawning = 0
@@ -161,6 +177,7 @@ class Generation:
     def _on_template_message(self, route: Route) -> None:
         if route["kind"] == Kind.LOADED and not self.loaded.done():
             self.functions = {f["name"]: f for f in route.get("functions", []) if isinstance(f, dict)}
+            self.task_names = [str(name) for name in route.get("tasks", []) if isinstance(name, str)]
             self.errors = [LoadError.from_data(error) for error in route.get("errors", [])]
             self.loaded_notebooks = [str(name) for name in route.get("loaded", [])]
             self.older_versions = [str(name) for name in route.get("older", [])]
@@ -171,6 +188,9 @@ class Generation:
     # -- links -------------------------------------------------------------
     async def serve(self, link: Link) -> None:
         """Read a runtime process's messages until its link ends (the listener calls this)."""
+        if link.role == Role.TASK:
+            await self.task_hooks.serve(link, self)
+            return
         if link.role == Role.TEMPLATE:
             self.template = link
             self._replenish()
@@ -195,9 +215,14 @@ class Generation:
             result = CallResult.unpack(route, parts)
             if link.reply is not None and not link.reply.done():
                 link.reply.set_result(result)
-        elif kind in (Kind.CALL, Kind.SESSION):
+        elif kind in (Kind.CALL, Kind.SESSION, *Kind.TASK_REQUESTS):
             request = Request.unpack(route, parts)
-            answer = self._nested(link, request) if kind == Kind.CALL else self._lend(link, request)
+            if kind == Kind.CALL:
+                answer = self._nested(link, request)
+            elif kind == Kind.SESSION:
+                answer = self._lend(link, request)
+            else:
+                answer = self._task_request(link, request)
             task = self.tasks.spawn(answer)
             link.nested.add(task)  # ends with the call that asked
             task.add_done_callback(link.nested.discard)
@@ -210,6 +235,11 @@ class Generation:
         reply = await self.nested_call(
             caller, str(request.name), request.payload, request.buffers, queue_key, request.session
         )
+        with contextlib.suppress(ConnectionResetError):
+            link.send_parts(reply.pack(request.request_id))
+
+    async def _task_request(self, link: Link, request: Request) -> None:
+        reply = await self.task_hooks.answer(link.caller or SERVER_CALLER, request)
         with contextlib.suppress(ConnectionResetError):
             link.send_parts(reply.pack(request.request_id))
 
@@ -292,7 +322,7 @@ class Generation:
         if reusable:
             self.queue.put(link)
         self._replenish()
-        if self.retired and self.queue.busy == 0:
+        if self.retired and self.queue.busy == 0 and not self.running_tasks:
             self.stop()
 
     def kill(self, link: Link) -> None:
@@ -300,6 +330,22 @@ class Generation:
         link.close()
         if self.template is not None and not self.template.closed:
             self.template.send({"kind": Kind.KILL, "pid": link.pid})
+
+    def spawn_task(self, task_id: str) -> bool:
+        """Ask the template to fork the process of task ``task_id``; False when it cannot."""
+        if self.retired or self.template is None or self.template.closed:
+            return False
+        try:
+            self.template.send({"kind": Kind.SPAWN_TASK, "task": task_id})
+        except ConnectionResetError:
+            return False
+        self.running_tasks.add(task_id)
+        return True
+
+    def task_ended(self, task_id: str) -> None:
+        self.running_tasks.discard(task_id)
+        if self.retired and self.queue.busy == 0 and not self.running_tasks:
+            self.stop()
 
     def busy_links(self) -> list[Link]:
         """Workers running a call now."""
@@ -318,7 +364,7 @@ class Generation:
         self.queue.fail_waiting(NotStarted())  # the callers retry on the serving generation
         while self.queue.idle:
             self.queue.idle.popleft().close()
-        if self.queue.busy == 0:
+        if self.queue.busy == 0 and not self.running_tasks:
             self.stop()
 
     def stop(self) -> None:
@@ -353,4 +399,6 @@ class Generation:
             "idle_workers": len(self.queue.idle),
             "busy_workers": self.queue.busy,
             "calls_done": self.calls_done,
+            "tasks": self.task_names,
+            "running_tasks": len(self.running_tasks),
         }

@@ -23,7 +23,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from greenroom.errors import GreenroomError, WireError
 from greenroom.protocol import Kind, Reply, Request
-from greenroom.wire import pack, parse_route, unpack
+from greenroom.wire import Parts, pack, parse_route, unpack
 
 from .host import Host
 from .identity import AUTH_RESOURCE, Authenticator, Caller, authenticate
@@ -105,6 +105,10 @@ class CallChannel(WebSocketHandler):
                 reply = Reply.of_value(host.status(self.caller))
             elif kind == Kind.RELOAD:
                 reply = await host.reload(self.caller)
+            elif kind == Kind.WATCH:
+                reply = await host.background.watch(self.caller, request.name or "", self, self._push)
+            elif kind == Kind.TASKS:
+                reply = Reply.of_value(await host.background.listing(self.caller))
             else:
                 reply = Reply.of_error(
                     WireError(
@@ -125,7 +129,15 @@ class CallChannel(WebSocketHandler):
         except WebSocketClosedError:
             pass
 
+    def _push(self, parts: Parts) -> None:
+        """Send news the client did not ask for this time (a watched task's)."""
+        try:
+            self.write_message(pack(parts), binary=True)
+        except WebSocketClosedError:
+            self.host.background.unwatch(self)
+
     def on_close(self) -> None:
+        self.host.background.unwatch(self)
         for task in list(getattr(self, "tasks", {}).values()):
             task.cancel()
         caller = getattr(self, "caller", None)

@@ -35,6 +35,8 @@ from .looptasks import LoopTasks
 from .policy import RateLimiter, refusal
 from .reloader import Reloader
 from .sessions import Sessions
+from .tasks import TaskManager
+from .taskstore import TaskStore
 
 __all__ = ["Host"]
 
@@ -65,8 +67,24 @@ class Host:
         atexit.register(self._remove_files)  # if the process ends without stop(); unregistered by stop()
         self.tasks = LoopTasks()
         place = RuntimePlace(self.root, os.path.join(self.socket_dir, "host.sock"), secrets.token_hex(32))
+        data_dir = config.data_dir or os.path.join(self.root, ".greenroom")
+        #: Background tasks (their records live under ``data_dir`` from the first task on).
+        self.background = TaskManager(
+            config,
+            TaskStore(data_dir, config.task_record_days),
+            self.log,
+            self.tasks,
+            serving=lambda: self.reloader.serving,
+            nested_call=self.call,
+        )
         self.reloader = Reloader(
-            config, place, self.log, self.tasks, nested_call=self.call, lend_session=self.lend_session
+            config,
+            place,
+            self.log,
+            self.tasks,
+            nested_call=self.call,
+            lend_session=self.lend_session,
+            task_hooks=self.background,
         )
         self.listener = RuntimeListener(
             place.socket_path, place.key, self.reloader.generations.get, self.log, self.tasks
@@ -80,12 +98,11 @@ class Host:
         self.stopping = False
         self.call_ids = 0
         self._last_forced_reload = float("-inf")
-        self.call_log = (
-            CallLog(config.data_dir or os.path.join(self.root, ".greenroom"), self.log) if config.call_log else None
-        )
+        self.call_log = CallLog(data_dir, self.log) if config.call_log else None
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
+        await self.background.start()
         await self.listener.start()
         await self.reloader.start()
         self.tasks.spawn(self._watch_files())
@@ -95,9 +112,11 @@ class Host:
     async def stop(self) -> None:
         """End every runtime process this host started, then every task it runs."""
         self.stopping = True
+        self.background.stopping = True  # tasks cut off now end as missing (their records say so at the next start)
         await self.reloader.stop()
         self.listener.close()
         await self.tasks.cancel_all()
+        await self.background.stop()
         if self.call_log is not None:
             await self.call_log.flush()
         self._remove_files()

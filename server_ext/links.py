@@ -51,6 +51,8 @@ class Link:
         self.call_id = 0
         self.holds_session = False
         self.nested: set[asyncio.Task[None]] = set()
+        #: The background task this process runs (a task's link only).
+        self.task_id = ""
 
     def __repr__(self) -> str:
         return f"{self.role} pid {self.pid} of generation {self.generation}"
@@ -144,4 +146,11 @@ class RuntimeListener:
                 number,
             )
             return None
-        return owner, Link(reader, writer, str(role), int(pid), int(number))  # type: ignore[arg-type]
+        link = Link(reader, writer, str(role), int(pid), int(number))  # type: ignore[arg-type]
+        task_id = route.get("task")
+        if role == Role.TASK:
+            if not isinstance(task_id, str) or not task_id:
+                self.log.warning("refused a task's runtime connection from pid %d: it names no task", pid)
+                return None
+            link.task_id = task_id
+        return owner, link

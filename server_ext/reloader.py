@@ -17,7 +17,7 @@ from greenroom.protocol import LoadError
 
 from .config import HostConfig
 from .discovery import Signature, find_server_notebooks, read_texts, signature_of
-from .generation import Generation, LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace
+from .generation import Generation, LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace, TaskHooks
 from .looptasks import LoopTasks
 
 __all__ = ["Reloader"]
@@ -34,6 +34,7 @@ class Reloader:
         tasks: LoopTasks,
         nested_call: NestedCall,
         lend_session: LendSession,
+        task_hooks: TaskHooks,
     ) -> None:
         self.config = config
         self.place = place
@@ -41,6 +42,7 @@ class Reloader:
         self.tasks = tasks
         self.nested_call = nested_call
         self.lend_session = lend_session
+        self.task_hooks = task_hooks
         self.notebooks: list[str] = []
         self.serving: Generation | None = None
         self.generations: dict[int, Generation] = {}
@@ -155,6 +157,7 @@ class Reloader:
             self.tasks,
             nested_call=self.nested_call,
             lend_session=self.lend_session,
+            task_hooks=self.task_hooks,
             on_lost=self._on_lost,
             on_ended=self._on_ended,
         )

@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import socket
+import threading
 
 from greenroom.protocol import RUNTIME_MAX_PARTS, Kind, runtime_message_limit
 from greenroom.wire import Parts, Route, parse_route, recv_message, route_bytes, send_message
@@ -31,20 +32,22 @@ class Channel:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
         self.limit = runtime_message_limit(max_message_size)
+        self.send_lock = threading.Lock()  # a task's state is sent from a thread of its own
 
     def send(self, route: Route) -> None:
         """Send a control message: a route and an empty payload."""
-        send_message(self.sock, [route_bytes(route), b""])
+        self.send_parts([route_bytes(route), b""])
 
     def send_parts(self, parts: Parts) -> None:
         """Send a message a :mod:`greenroom.protocol` class packed."""
-        send_message(self.sock, parts)
+        with self.send_lock:
+            send_message(self.sock, parts)
 
     def receive(self) -> tuple[Route, Parts]:
         parts = recv_message(self.sock, self.limit, RUNTIME_MAX_PARTS)
         return parse_route(parts[0]), parts
 
-    def hello(self, role: str, generation: int) -> None:
+    def hello(self, role: str, generation: int, task: str = "") -> None:
         self.send(
             {
                 "kind": Kind.HELLO,
@@ -52,5 +55,6 @@ class Channel:
                 "generation": generation,
                 "pid": os.getpid(),
                 "key": os.environ.get("GREENROOM_RUNTIME_KEY", ""),
+                **({"task": task} if task else {}),
             }
         )

@@ -113,6 +113,7 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
     functions.current_notebook = ""
     return {
         "functions": [function.describe() for function in functions.by_name.values()],
+        "tasks": sorted(functions.tasks),
         "errors": [error.to_data() for error in errors],
         "loaded": loaded,
         "older": older,
@@ -122,13 +123,12 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
 
 def _load_version(root: str, notebook: str, shell: Any, text: str | None) -> LoadError | None:
     """Load one version of one notebook; a version that fails contributes no function."""
-    before = dict(functions.by_name)
+    before = functions.snapshot()
     functions.current_notebook = notebook
     try:
         failure = _load_one(os.path.join(root, notebook), notebook, shell, text)
     except ValueError as error:  # a function name defined twice
         failure = LoadError.of(notebook, error)
     if failure is not None:
-        functions.by_name.clear()
-        functions.by_name.update(before)
+        functions.restore(before)
     return failure

@@ -1,9 +1,10 @@
 """The template process: loads the server notebooks once, then forks workers on request.
 
 Run by the host as ``python -m greenroom.server_ext.runtime.template``.  It
-speaks to the host over a unix socket: it reports what loaded (functions and
-load errors), forks workers when asked (``spawn``), kills one of its own
-children when asked (``kill``), and exits when told or when the host goes away.
+speaks to the host over a unix socket: it reports what loaded (functions, tasks
+and load errors), forks workers (``spawn``) and background tasks (``spawn_task``)
+when asked, kills one of its own children when asked (``kill``; a task with the
+processes it forked), and exits when told or when the host goes away.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from greenroom.protocol import Kind, Role
 
 from .channel import Channel, die_with_parent
 from .loader import load_notebooks
+from .task import run_task
 from .worker import WorkerOptions, run_worker, warm_up
 
 __all__ = ["main"]
@@ -33,27 +35,46 @@ class Template:
     def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
         self.children: set[int] = set()
+        self.tasks: set[int] = set()  # the children that run a background task
         self.channel = Channel(options.socket, options.max_message_size)
 
     def fork_worker(self) -> None:
         pid = os.fork()
         if pid == 0:
             self.channel.sock.close()
-            run_worker(
-                WorkerOptions(
-                    self.options.socket,
-                    self.options.generation,
-                    self.options.persistent,
-                    self.options.memory_limit,
-                    self.options.max_message_size,
-                    self.options.max_values,
-                )
-            )
+            run_worker(self.worker_options())
         self.children.add(pid)
 
+    def fork_task(self, task_id: object) -> None:
+        if not isinstance(task_id, str) or not task_id.isalnum():
+            return
+        pid = os.fork()
+        if pid == 0:
+            self.channel.sock.close()
+            run_task(self.worker_options(), task_id)
+        self.children.add(pid)
+        self.tasks.add(pid)
+
+    def worker_options(self) -> WorkerOptions:
+        return WorkerOptions(
+            self.options.socket,
+            self.options.generation,
+            self.options.persistent,
+            self.options.memory_limit,
+            self.options.max_message_size,
+            self.options.max_values,
+        )
+
     def kill(self, pid: object) -> None:
-        # Only a child this template forked and has not reaped yet: never any other pid.
+        # Only a child this template forked and has not reaped yet: never any other pid.  A task leads a
+        # process group of its own (with whatever it forked): the group goes with it.
         if isinstance(pid, int) and pid > 1 and pid in self.children:
+            if pid in self.tasks:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    return
+                except ProcessLookupError:  # the task has not made its group yet: only the process itself
+                    pass
             os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
@@ -64,6 +85,7 @@ class Template:
                 done = pid
             if done == pid:
                 self.children.discard(pid)
+                self.tasks.discard(pid)
 
     def kill_all(self) -> None:
         for pid in list(self.children):
@@ -96,6 +118,8 @@ class Template:
                     if kind == Kind.SPAWN:
                         for _ in range(max(0, min(int(route.get("count", 1)), 64))):
                             self.fork_worker()
+                    elif kind == Kind.SPAWN_TASK:
+                        self.fork_task(route.get("task"))
                     elif kind == Kind.KILL:
                         self.kill(route.get("pid"))
                     elif kind == Kind.EXIT:

@@ -36,7 +36,7 @@ from greenroom.wire import Part, parse_route
 from .channel import Channel, die_with_parent
 from .loader import locate_frame
 
-__all__ = ["BoundedOutput", "WorkerOptions", "run_worker", "warm_up"]
+__all__ = ["BoundedOutput", "WorkerOptions", "WorkerTransport", "check_size", "limit_memory", "run_worker", "warm_up"]
 
 MAX_OUTPUT = 65536
 
@@ -72,6 +72,9 @@ class WorkerTransport:
     A server-to-server call made after the running call loaded its session lends it that session, and
     takes back the changes the inner call made: the two calls share one view.
     """
+
+    #: Server code is on the other side of this transport: it may launch and kill tasks.
+    runtime = True
 
     def __init__(self, channel: Channel, max_values: int) -> None:
         self.channel = channel
@@ -138,7 +141,7 @@ class WorkerOptions:
 AUTOMATIC_MEMORY_FLOOR = 1 << 30
 
 
-def _limit_memory(limit: int) -> None:
+def limit_memory(limit: int) -> None:
     if limit == 0:
         return
     with open("/proc/self/statm", encoding="ascii") as handle:
@@ -159,7 +162,7 @@ def _check_user(entry: ServerFunction, user: User | None, client_type: str) -> N
         raise PermissionDenied(f"{entry.name}() is not open to {user.name!r}")
 
 
-def _check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> None:
+def check_size(what: str, payload: bytes, buffers: list[Part], limit: int) -> None:
     size = len(payload) + sum(len(buffer) for buffer in buffers)
     if size > limit:
         raise SerializationError(f"{what}: {size} bytes encoded, more than max_message_size ({limit} bytes)")
@@ -211,11 +214,11 @@ def _run(
             if inspect.iscoroutine(value):
                 value = asyncio.run(value)
         payload, buffers = encode_json(value, "return value")
-        _check_size("return value", payload, buffers, options.max_message_size)
+        check_size("return value", payload, buffers, options.max_message_size)
         result = CallResult(request.call_id, True, payload, buffers)
         if state.value is not None:  # the call used its session: send it back if it changed
             session_out, session_buffers = encode_json(state.value, "session")
-            _check_size("server.session", session_out, session_buffers, options.max_message_size)
+            check_size("server.session", session_out, session_buffers, options.max_message_size)
             if session_buffers or not arrived or session_out != arrived[0]:
                 result.session, result.session_buffers = session_out, session_buffers
     except Exception as error:  # noqa: BLE001 - every failure of server code goes back to the caller
@@ -242,7 +245,7 @@ def run_worker(options: WorkerOptions) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         random.seed()
-        _limit_memory(options.memory_limit)
+        limit_memory(options.memory_limit)
         channel = Channel(options.socket, options.max_message_size)
         transport = WorkerTransport(channel, options.max_values)
         server.set_transport(transport)
