@@ -4,7 +4,8 @@
 (name, signature, first docstring line, notebook; never source) and the server
 notebooks' health, as tables in a notebook and text in a terminal
 (:mod:`greenroom.report`).  Sub-commands: ``functions``, ``status`` (``--json``
-for the raw status), ``reload``, ``connect URL [--token T]``.
+for the raw status), ``tasks`` (the background tasks you may see), ``reload``,
+``connect URL [--token T]``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from . import importer
 from .api import connect, server
 from .connection import Connection
 from .errors import GreenroomError
-from .report import Report, Section, connection_section, functions_section, notebooks_section, workers_section
+from .report import (
+    Report,
+    Section,
+    connection_section,
+    functions_section,
+    notebooks_section,
+    tasks_section,
+    workers_section,
+)
 
 __all__ = ["GreenroomMagics", "load", "unload"]
 
-_COMMANDS = ("functions", "status", "reload", "connect")
+_COMMANDS = ("functions", "status", "tasks", "reload", "connect")
 
 
 def _where() -> str:
@@ -44,7 +53,7 @@ class GreenroomMagics(Magics):
     """The ``%greenroom`` line magic."""
 
     @magic_arguments()
-    @argument("command", nargs="?", default="", help="functions, status, reload or connect (empty: overview)")
+    @argument("command", nargs="?", default="", help="functions, status, tasks, reload or connect (empty: overview)")
     @argument("url", nargs="?", default=None, help="with connect: the Jupyter server's URL")
     @argument("--token", default=None, help="with connect: the Jupyter server's token")
     @argument("--json", action="store_true", help="with status: the host's raw status as JSON")
@@ -72,6 +81,8 @@ class GreenroomMagics(Magics):
             elif command == "reload":
                 status = server.request("reload")
                 _show(notebooks_section(status), workers_section(status))
+            elif command == "tasks":
+                _show(tasks_section(server.request("tasks")))
             elif command == "functions":
                 _show(functions_section(server.request("functions")))
             else:

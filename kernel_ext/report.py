@@ -9,6 +9,7 @@ the host's internals (process ids, generation numbers) is shown; ``%greenroom st
 
 from __future__ import annotations
 
+import datetime
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ __all__ = [
     "connection_section",
     "functions_section",
     "notebooks_section",
+    "tasks_section",
     "workers_section",
 ]
 
@@ -165,3 +167,29 @@ def workers_section(status: dict[str, Any]) -> Section:
     counts = f"{len(serving.get('notebooks', []))} notebook(s), {len(serving.get('functions', []))} function(s)"
     text = [f"{counts}; workers: {workers}; calls in flight: {calls}; sessions: {sessions}"]
     return Section("Host", ("", ""), rows, text)
+
+
+def _time(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return ""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def tasks_section(tasks: Sequence[dict[str, Any]]) -> Section:
+    """The background tasks the caller may see, newest first: name, status, when launched and ended, id."""
+    rows: list[Row] = [
+        (
+            str(task.get("name", "")),
+            str(task.get("status", "")),
+            _time(task.get("launched")),
+            _time(task.get("ended")),
+            str(task.get("id", "")),
+        )
+        for task in tasks
+    ]
+    text = ["background tasks:"] if rows else ["no background tasks you may see"]
+    text += [
+        f"  {name}: {status}, launched {launched}" + (f", ended {ended}" if ended else "") + f" [{task_id}]"
+        for name, status, launched, ended, task_id in rows
+    ]
+    return Section("Background tasks", ("task", "status", "launched", "ended", "id"), rows, text, empty=text[0])

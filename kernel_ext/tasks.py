@@ -64,6 +64,7 @@ class Task:
         self._source = source
         self._watching = source is not None and hasattr(source, "watch")
         self._news: TaskUpdate | None = None
+        self._settled: TaskUpdate | None = None  # the last news every on_change callback has seen
         self._lost: BaseException | None = None
         self._changed = threading.Condition()
         self._callbacks: list[Callable[[Task], Any]] = []
@@ -89,13 +90,15 @@ class Task:
             else:
                 self._news = news
                 self._name = news.name or self._name
-            self._changed.notify_all()
             callbacks = list(self._callbacks)
         for callback in callbacks:
             try:
                 callback(self)
             except Exception:  # noqa: BLE001 - a callback's failure is its own: logged, the others still run
                 log.exception("a Task.on_change callback failed")
+        with self._changed:  # waiters wake once every callback has seen the news (a progress widget is current)
+            self._settled = self._news
+            self._changed.notify_all()
 
     def _latest(self) -> TaskUpdate:
         __tracebackhide__ = True
@@ -183,11 +186,13 @@ class Task:
         self._latest()
         with self._changed:
             self._changed.wait_for(
-                lambda: self._lost is not None or (self._news is not None and self._news.ended_status is not None),
+                lambda: (
+                    self._lost is not None or (self._settled is not None and self._settled.ended_status is not None)
+                ),
                 timeout,
             )
-            if self._news is not None and self._news.ended_status is not None:
-                return self._news
+            if self._settled is not None and self._settled.ended_status is not None:
+                return self._settled
             if self._lost is not None:
                 raise self._lost
             assert self._news is not None

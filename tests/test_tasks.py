@@ -95,6 +95,11 @@ def found(task_id):
 def listed():
     return [task.get_id() for task in server.list_background_tasks()]
 
+@server.background_task
+def crashes():
+    server.task_state["message"] = "about to crash"
+    os._exit(3)
+
 @server.callable
 def add(a, b):
     return a + b
@@ -224,3 +229,45 @@ def _state(pid: int) -> str:
             return handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return ""
+
+
+async def test_a_kernel_follows_a_task_in_task_progress_and_stays_free(start_kernel, host, tmp_path):
+    kernel = await start_kernel()
+    gate = tmp_path / "gate"
+    shown = await kernel.run(
+        "from greenroom import server\nfrom greenroom.widgets import TaskProgress\n"
+        f"task = server.call('start', 'count_to', 3, 0.01, {str(gate)!r})\n"
+        "progress = TaskProgress(task)\nprint(type(task).__name__, server.call('add', 1, 1))"
+    )
+    assert shown.strip() == "Task 2"  # the kernel answers while the task waits at its gate
+    gate.touch()
+    shown = await kernel.run(
+        "result = task.wait(30)\n"
+        "print(result['counted'], progress.bar.value, progress.bar.bar_style, 'step 3 of 3' in progress.status.value)"
+    )
+    assert shown.strip() == "3 1.0 success True"
+    listed = await kernel.run("%load_ext greenroom\n%greenroom tasks")
+    assert "count_to: completed" in listed and task_id_of(listed)
+
+
+def task_id_of(text: str) -> str:
+    return text.rsplit("[", 1)[-1].split("]", 1)[0]
+
+
+async def test_a_task_whose_process_or_template_dies_ends_failed_with_the_reason(client, host, tmp_path):
+    crashed = await client.call("start", "crashes")
+    with pytest.raises(Exception, match="ended before it finished"):
+        await asyncio.to_thread(crashed.wait, 30)
+    assert crashed.get_termination_status() == "failed"
+    marker = tmp_path / "running"
+    task = await client.call("start", "forever", str(marker))
+    await wait_until(marker.exists, 30)
+    template = host.reloader.serving.process
+    assert template.pid > 1 and template.returncode is None
+    template.kill()  # our own child: the template, with every task it forked
+    with pytest.raises(Exception, match="ended before it finished"):
+        await asyncio.to_thread(task.wait, 30)
+    assert task.get_termination_status() == "failed"
+    await wait_until(lambda: host.reloader.serving is not None and host.reloader.serving.process.pid != template.pid, 60)
+    again = await client.call("start", "picture")  # a new generation runs tasks again
+    assert (await asyncio.to_thread(again.wait, 30)).name == "plot.png"
