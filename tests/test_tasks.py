@@ -268,6 +268,8 @@ async def test_a_task_whose_process_or_template_dies_ends_failed_with_the_reason
     with pytest.raises(Exception, match="ended before it finished"):
         await asyncio.to_thread(task.wait, 30)
     assert task.get_termination_status() == "failed"
-    await wait_until(lambda: host.reloader.serving is not None and host.reloader.serving.process.pid != template.pid, 60)
+    await wait_until(
+        lambda: host.reloader.serving is not None and host.reloader.serving.process.pid != template.pid, 60
+    )
     again = await client.call("start", "picture")  # a new generation runs tasks again
     assert (await asyncio.to_thread(again.wait, 30)).name == "plot.png"
