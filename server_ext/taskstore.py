@@ -37,6 +37,18 @@ MAX_STORED = 1 << 31
 COLUMNS = "id, name, user, session, launched, started, ended, status, state, outcome"
 
 
+def _pack(payload: Any, buffers: list[Any]) -> bytes:
+    """A payload and its buffers as one blob (greenroom's framing, after an empty leading part)."""
+    return pack([b"", payload, *buffers])
+
+
+def _unpack(blob: bytes) -> tuple[bytes | memoryview, list[bytes | memoryview]]:
+    parts = unpack(blob, MAX_STORED)
+    if len(parts) < 2:
+        raise ValueError("a stored task part is empty")
+    return parts[1], list(parts[2:])
+
+
 class TaskStore:
     """The task records of one host."""
 
@@ -80,7 +92,7 @@ class TaskStore:
         with database:
             changed = database.execute(
                 "UPDATE tasks SET status = ?, ended = ?, outcome = ? WHERE status IN (?, ?)",
-                (TaskStatus.MISSING, time.time(), pack([missing_error]), TaskStatus.PENDING, TaskStatus.RUNNING),
+                (TaskStatus.MISSING, time.time(), _pack(missing_error, []), TaskStatus.PENDING, TaskStatus.RUNNING),
             ).rowcount
         database.close()
         self._prune()
@@ -102,10 +114,10 @@ class TaskStore:
                 pass
 
     def _save(self, update: TaskUpdate, user: str, session: str) -> None:
-        state = pack([update.state[0], *update.state[1]])
+        state = _pack(update.state[0], update.state[1])
         outcome: bytes | None = None
         if update.ended_status is not None:
-            outcome = pack([update.outcome[0], *update.outcome[1]])
+            outcome = _pack(update.outcome[0], update.outcome[1])
             if len(outcome) > INLINE_LIMIT:
                 os.makedirs(self.results, mode=0o700, exist_ok=True)
                 path = os.path.join(self.results, update.task_id)
@@ -146,8 +158,8 @@ class TaskStore:
         if outcome == b"file":
             with open(os.path.join(self.results, task_id), "rb") as handle:
                 outcome = handle.read()
-        state_parts = unpack(state, MAX_STORED) if state else [b"{}"]
-        outcome_parts = unpack(outcome, MAX_STORED) if outcome else [b""]
+        no_state: tuple[bytes | memoryview, list[bytes | memoryview]] = (b"{}", [])
+        no_outcome: tuple[bytes | memoryview, list[bytes | memoryview]] = (b"", [])
         update = TaskUpdate(
             task_id,
             name,
@@ -155,8 +167,8 @@ class TaskStore:
             launched,
             started,
             ended,
-            (state_parts[0], list(state_parts[1:])),
-            (outcome_parts[0], list(outcome_parts[1:])),
+            _unpack(state) if state else no_state,
+            _unpack(outcome) if outcome else no_outcome,
         )
         return update, user, session
 

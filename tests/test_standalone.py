@@ -54,22 +54,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def standalone(tmp_path):
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    write_notebook(root / "calc.server.ipynb", CALC_SOURCE)
-    write_notebook(root / "policy.server.ipynb", POLICY_SOURCE)
+def launch_host(tmp_path: Path, root: Path, *options: str, log_name: str = "host.log") -> dict:
+    """``greenroom host root`` on a free port, once it printed its URL and token."""
     runtime = tmp_path / "host-runtime"
-    runtime.mkdir()
-    port = free_port()
+    runtime.mkdir(exist_ok=True)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
     for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
         env.pop(name, None)
-    log = tmp_path / "host.log"
-    process = start(
-        [GREENROOM, "host", str(root), "--port", str(port), "--GreenroomApp.persistent=True"], str(log), env=env
-    )
+    log = tmp_path / log_name
+    process = start([GREENROOM, "host", str(root), "--port", str(free_port()), *options], str(log), env=env)
     deadline = time.monotonic() + 60
     while not re.search(r"GREENROOM_TOKEN=(\w+)", log.read_text()):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -79,8 +72,18 @@ def standalone(tmp_path):
     text = log.read_text()
     url = re.search(r"GREENROOM_URL=(\S+)", text).group(1)
     token = re.search(r"GREENROOM_TOKEN=(\w+)", text).group(1)
-    yield {"process": process, "url": url, "token": token, "runtime": runtime, "env": env, "log": log}
-    stop(process)
+    return {"process": process, "url": url, "token": token, "runtime": runtime, "env": env, "log": log}
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    write_notebook(root / "calc.server.ipynb", CALC_SOURCE)
+    write_notebook(root / "policy.server.ipynb", POLICY_SOURCE)
+    host = launch_host(tmp_path, root, "--GreenroomApp.persistent=True")
+    yield host
+    stop(host["process"])
 
 
 def run_client(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -269,3 +272,72 @@ def test_a_hub_service_whose_hub_is_down_refuses_with_the_reason_and_keeps_servi
         assert "a-students-token" not in log.read_text()  # tokens are never logged
     finally:
         stop(process)
+
+
+TASKS_SOURCE = """
+import time
+from greenroom import server, BlobMedia
+
+@server.background_task
+def quick():
+    server.task_state["message"] = "done soon"
+    return "finished"
+
+@server.background_task
+def large(size):
+    return BlobMedia("application/octet-stream", b"x" * size)
+
+@server.background_task
+def forever():
+    while True:
+        time.sleep(0.05)
+
+@server.callable
+def start(name, *args):
+    task = server.launch_background_task(name, *args)
+    return task.get_id()
+
+@server.callable
+def outcome(task_id, wait=False):
+    task = server.get_background_task(task_id)
+    if wait:
+        task.wait(30) if task.get_task_name() != "forever" else None
+    value = task.get_return_value()
+    size = len(value.get_bytes()) if hasattr(value, "get_bytes") else value
+    return [task.get_termination_status(), size, str(task.get_error() or ""), task.get_state()]
+"""
+
+
+def test_a_restarted_host_answers_for_ended_tasks_and_calls_the_cut_off_ones_missing(tmp_path):
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    write_notebook(root / "tasks.server.ipynb", TASKS_SOURCE)
+    first = launch_host(tmp_path, root, log_name="first.log")
+    env = dict(first["env"], GREENROOM_URL=first["url"], GREENROOM_TOKEN=first["token"])
+    started = run_client(
+        "import json\nfrom greenroom import server\n"
+        "ids = [server.call('start', 'quick'), server.call('start', 'large', 3 << 20), server.call('start', 'forever')]\n"
+        "print(json.dumps([server.call('outcome', ids[0], True), server.call('outcome', ids[1], True)[:2], ids]))",
+        env,
+    )
+    assert started.stdout, started.stderr
+    quick, large, ids = json.loads(started.stdout)
+    assert quick == ["completed", "finished", "", {"message": "done soon"}], started.stderr
+    assert large == ["completed", 3 << 20]
+    records = root / ".greenroom"
+    assert (records / "task-results" / ids[1]).stat().st_size > 3 << 20  # a large result is a file
+    assert (records / "tasks.sqlite").stat().st_size < 1 << 20  # ... not in the database
+    stop(first["process"])
+    second = launch_host(tmp_path, root, log_name="second.log")
+    try:
+        env = dict(second["env"], GREENROOM_URL=second["url"], GREENROOM_TOKEN=second["token"])
+        answered = run_client(
+            f"import json\nfrom greenroom import server\nprint(json.dumps([server.call('outcome', i) for i in {ids!r}]))",
+            env,
+        )
+        quick, large, forever = json.loads(answered.stdout)
+        assert quick == ["completed", "finished", "", {"message": "done soon"}], answered.stderr
+        assert large[:2] == ["completed", 3 << 20]
+        assert forever[0] == "missing" and "was running when its host stopped" in forever[2]
+    finally:
+        stop(second["process"])
