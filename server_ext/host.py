@@ -28,7 +28,8 @@ from greenroom.wire import Part
 from .calllog import CallLog
 from .config import HostConfig
 from .credentials import Credentials
-from .generation import Generation, NotStarted, RuntimePlace
+from .generation import Generation
+from .generation_parts import NotStarted, RuntimePlace
 from .identity import Caller
 from .links import Link, RuntimeListener
 from .looptasks import LoopTasks

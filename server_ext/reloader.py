@@ -17,7 +17,8 @@ from greenroom.protocol import LoadError
 
 from .config import HostConfig
 from .discovery import Signature, find_server_notebooks, read_texts, signature_of
-from .generation import Generation, LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace, TaskHooks
+from .generation import Generation
+from .generation_parts import LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace, TaskHooks
 from .looptasks import LoopTasks
 
 __all__ = ["Reloader"]

@@ -31,7 +31,8 @@ from greenroom.taskmessages import TaskStatus, TaskUpdate
 from greenroom.wire import Part, Parts, Route
 
 from .config import HostConfig
-from .generation import Generation, NestedCall
+from .generation import Generation
+from .generation_parts import NestedCall
 from .identity import Caller
 from .links import Link
 from .looptasks import LoopTasks
