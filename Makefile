@@ -17,22 +17,22 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 install: $(VENV)/bin/python
-	$(PY) -m pip install -q ".[data]"
+	$(PY) -m pip install -q ".[data,examples]"
 
 install-test: $(VENV)/bin/python
-	$(PY) -m pip install -q ".[test,lint,data]"
+	$(PY) -m pip install -q ".[test,lint,data,examples]"
 
 # The two steps of Jupyter's extension template. An editable install cannot place the auto-enable file, and
 # jupyter_server's `extension enable` refuses a module no config file names yet: its own API writes the entry
 # (as `enable` would), then `enable` validates that the extension imports and loads.
 dev: $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,lint,data]" pre-commit
+	$(PY) -m pip install -q -e ".[test,lint,data,examples]" pre-commit
 	$(PY) -c "from jupyter_server.extension.serverextension import toggle_server_extension_python as toggle; toggle('greenroom.server_ext', enabled=True, sys_prefix=True)"
 	$(VENV)/bin/jupyter server extension enable --sys-prefix greenroom.server_ext
 	$(VENV)/bin/pre-commit install
 
 $(VENV)/bin/mypy: | $(VENV)/bin/python
-	$(PY) -m pip install -q ".[test,lint,data]"
+	$(PY) -m pip install -q ".[test,lint,data,examples]"
 
 lint: $(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .
@@ -62,7 +62,7 @@ test: install-test lint chromium proxy
 
 # The course example as a whole class on this machine: JupyterHub with the greenroom service (http://127.0.0.1:8000).
 hub: $(VENV)/bin/python proxy
-	$(PY) -m pip install -q ".[data,hub]"
+	$(PY) -m pip install -q ".[data,examples,hub]"
 	cd notebooks/course && $(abspath $(VENV))/bin/jupyterhub -f jupyterhub_config.py
 
 bench: $(VENV)/bin/python

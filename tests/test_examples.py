@@ -88,3 +88,21 @@ async def test_tutorial_runs(start_kernel, host):
     kernel = await start_kernel("")
     out = await run_notebook(kernel, os.path.join(host.root, "tutorial.ipynb"))
     assert "'Too high!'" in out and "args[0]['tags']: set" in out and "guess(number)" in out
+
+
+async def test_the_epidemic_runs_in_the_background_and_ends_with_its_plot(start_kernel, host):
+    kernel = await start_kernel("epidemic")
+    await run_notebook(kernel, os.path.join(host.root, "epidemic", "app.ipynb"))
+    shown = await kernel.run(
+        "form = Simulation()\nform.population.value, form.runs.value = 2000, 20\nform.run.click()\n"
+        "progress = form.progress.children[0]\nprint(type(progress).__name__, server.call('start_simulation', "
+        "population=500, runs=1).get_task_name())"
+    )
+    assert shown.split() == ["TaskProgress", "simulate"]  # the kernel calls on while the task runs
+    shown = await kernel.run(
+        "plot = progress.task.wait(120)\nprint(plot.content_type, progress.bar.value, progress.bar.bar_style, "
+        "'median peak' in progress.status.value, type(progress.outcome.children[0]).__name__)"
+    )
+    assert shown.split() == ["image/png", "1.0", "success", "True", "Image"]
+    refused = await kernel.run("form.population.value = -5\nform.run.click()\nprint(form._error.value)")
+    assert "population must be a whole number from 100 to 1,000,000" in refused

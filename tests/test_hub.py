@@ -299,6 +299,21 @@ async def test_the_course_example_gives_each_student_their_own_questions_and_tel
             bob, "try:\n    server.call('class_report')\nexcept server.PermissionDenied:\n    print('no')"
         )
         assert refused == "no"
+        by_student = await run(
+            tess,
+            "task = server.call('start_report_by_student')\nreport = task.wait(60)\n"
+            "print(task.get_id(), sorted(report.index), report.loc['bob', 'mean'])",
+        )
+        task_id = by_student.split()[0]
+        assert by_student.endswith("['alice', 'bob'] 3 wrong"), by_student
+        assert task_id in await run(tess, "%load_ext greenroom\n%greenroom tasks")
+        assert task_id not in await run(alice, "%load_ext greenroom\n%greenroom tasks")  # a student sees their own
+        watched = await run(
+            alice,
+            f"from greenroom.tasks import Task\ntry:\n    Task({task_id!r}, '', server._transport).get_state()\n"
+            "except LookupError as error:\n    print('refused:', error)",
+        )
+        assert watched == f"refused: no background task {task_id!r} that you may see"
         score = await run(
             alice, "print(0 <= server.call('score_challenge', server.call('challenge_inputs')[:, 0] > 0) <= 1)"
         )
