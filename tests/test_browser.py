@@ -172,3 +172,50 @@ async def test_published_call_socket_refuses_browsers(published_app):
     with pytest.raises(HTTPClientError) as caught:
         await websocket_connect(HTTPRequest(url, headers={"Origin": published_app}))
     assert caught.value.code == 403
+
+
+@pytest.fixture(scope="module")
+def published_epidemic(tmp_path_factory):
+    """The epidemic example, published with `greenroom serve` as its README says."""
+    example = os.path.join(os.path.dirname(__file__), "..", "notebooks", "epidemic")
+    port = free_port()
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")))
+    greenroom = os.path.join(os.path.dirname(sys.executable), "greenroom")
+    app_dir = tmp_path_factory.mktemp("epidemic")
+    for name in os.listdir(example):
+        if name.endswith(".ipynb"):
+            with open(os.path.join(example, name), "rb") as source, open(app_dir / name, "wb") as copy:
+                copy.write(source.read())
+    process = start(
+        [greenroom, "serve", str(app_dir), "--port", str(port), "--ip", "127.0.0.1", "--no-browser"],
+        str(tmp_path_factory.mktemp("logs") / "serve.log"),
+        env=env,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/voila/static/", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+async def test_a_visitor_watches_a_background_task_move_and_end_with_its_plot(published_epidemic):
+    async with Browser("epidemic-task") as page:
+        await page.goto(published_epidemic + "/", wait_until="domcontentloaded")
+        await page.wait_for_selector(".simulate-button", timeout=60000)
+        await page.click(".simulate-button")
+        bar = ".greenroom-task .progress-bar"
+        await page.wait_for_selector(bar, timeout=30000)
+        # Moving: a width strictly between empty and full, pushed by the host while the task runs.
+        await page.wait_for_function(
+            f"(() => {{ const b = document.querySelector('{bar}'); const w = parseFloat(b.style.width); "
+            "return w > 0 && w < 100; })()",
+            timeout=60000,
+        )
+        running = await page.locator(".greenroom-task").inner_text()
+        assert "run " in running and " of 300" in running
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        await page.screenshot(path=os.path.join(ARTIFACTS, "task-progress-running.png"))
+        await page.wait_for_selector(".greenroom-task img", timeout=120000)  # ended: the plot
+        ended = await page.locator(".greenroom-task").inner_text()
+        assert "done" in ended and "median peak" in ended
+        await page.screenshot(path=os.path.join(ARTIFACTS, "task-progress-done.png"))

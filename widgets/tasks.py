@@ -98,7 +98,9 @@ class TaskProgress(w.VBox):
     @staticmethod
     def _result_widget(value: Any) -> w.Widget:
         if isinstance(value, Media) and value.content_type.startswith("image/"):
-            return image_from_media(value)
+            image = image_from_media(value)
+            image.layout = w.Layout(align_self="flex-start", max_width="100%")  # its own size, never stretched
+            return image
         to_html = getattr(value, "to_html", None)
         if callable(to_html) and type(value).__module__.startswith("pandas"):
             return w.HTML(to_html(max_rows=50, escape=True))
