@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common import BenchmarkError, Plan, Report, Row, Sample, progress, rss_mb
 from servers import CpuMeter, JupyterServer, Kernel, run_clients, running
+from task_bench import bench_tasks
 
 HERE = Path(__file__).resolve().parent
 WS_FLOOR_SCRIPT = HERE / "ws_floor.py"
@@ -209,6 +210,7 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
             )
         )
         report_data(server, plan, report)
+        bench_tasks(kernel, plan, report)
 
 
 def report_memory(

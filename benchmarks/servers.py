@@ -33,6 +33,7 @@ from common import (
     wait_until_ready,
 )
 from jupyter_client import BlockingKernelClient
+from task_bench import TASK_FUNCTIONS
 
 HERE = Path(__file__).resolve().parent
 CLIENT_SCRIPT = HERE / "client.py"
@@ -43,7 +44,8 @@ KERNEL_READY_TIMEOUT = 60.0
 HTTP_TIMEOUT = 10.0
 RSS_SAMPLE_INTERVAL = 0.5
 
-SERVER_NOTEBOOK = """\
+SERVER_NOTEBOOK = (
+    """\
 import pandas  # a realistic template: the runtime forks workers from a process holding pandas
 from greenroom import server
 
@@ -55,6 +57,8 @@ def add(a, b):
 def echo(x):
     return x
 """
+    + TASK_FUNCTIONS
+)
 
 
 class JupyterServer:

@@ -184,6 +184,7 @@ class Connection:
         stream = getattr(ws.protocol, "stream", None)
         if stream is not None:
             stream.max_buffer_size = max(stream.max_buffer_size, CLIENT_MAX_MESSAGE + (1 << 20))
+            stream.set_nodelay(True)  # concurrent calls' small requests must not wait for each other's ACKs
         self._loop.create_task(self._read(ws))
         return ws
 

@@ -42,6 +42,8 @@ __all__ = ["PushTo", "TaskManager"]
 
 #: Seconds a task's process has to connect after the template was asked to fork it.
 START_TIMEOUT = 60.0
+#: Seconds between prunings of old task records.
+PRUNE_INTERVAL = 3600.0
 #: Ended tasks kept in memory (the rest are read back from their records when asked for).
 KEEP_ENDED = 1000
 #: Sends a pushed message (a task's news) to one client connection.
@@ -104,6 +106,16 @@ class TaskManager:
         missing = await self.store.open()
         if missing:
             self.log.info("%d background task(s) were running when this host last stopped: now missing", missing)
+        self.loop_tasks.spawn(self._prune_records())
+
+    async def _prune_records(self) -> None:
+        """Drop records past ``task_record_days`` once an hour (the host's start did it once already)."""
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            try:
+                await self.store.prune()
+            except Exception:  # the records stay a while longer; the host serves on
+                self.log.exception("could not prune the background task records")
 
     async def stop(self) -> None:
         for record in self.records.values():

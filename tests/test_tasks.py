@@ -181,6 +181,10 @@ async def test_server_code_finds_waits_for_and_kills_tasks_and_clients_cannot(cl
 
     with pytest.raises(PermissionError, match="is for server code"):
         server.launch_background_task("forever", "x")
+    with pytest.raises(LookupError, match=r"no background task named 'nope' \(declared: .*count_to"):
+        await client.call("start", "nope")
+    with pytest.raises(Exception, match="did you mean|no server function named 'count_to'"):
+        await client.call("count_to", 3)  # a task is not a callable: clients start it through one
 
 
 @pytest.mark.parametrize("greenroom_config", [{"max_tasks": 1, "task_timeout": 2}])

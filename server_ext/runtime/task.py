@@ -2,8 +2,9 @@
 
 It leads a process group of its own, so that stopping it from outside (``kill``, ``task_timeout``)
 also stops whatever it forked, and so does its end.  ``server.task_state`` is a
-:class:`~greenroom.tasks.TaskState` whose changes a thread sends to the host, coalesced: the first
-change at once, then at most one message every :data:`STATE_INTERVAL` seconds with the latest state.
+:class:`~greenroom.tasks.TaskState` whose changes a thread sends to the host, coalesced: a change
+after a quiet spell goes out :data:`SETTLE` seconds later (with the changes right behind it), then at
+most one message every :data:`STATE_INTERVAL` seconds with the latest state.
 The task's last state always reaches the host before its result.
 """
 
@@ -35,6 +36,9 @@ __all__ = ["STATE_INTERVAL", "StateSender", "run_task"]
 
 #: At most one state message per this many seconds (about 20 a second), the latest state each time.
 STATE_INTERVAL = 0.05
+#: Written together is sent together: a change waits this long for the ones right behind it
+#: (``progress`` and then ``message``, say), so that they travel as one state.
+SETTLE = 0.002
 
 
 class StateSender:
@@ -60,9 +64,8 @@ class StateSender:
             self.changed.wait()
             if self.stopped:
                 return
-            pause = last + STATE_INTERVAL - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)  # changes made meanwhile go out together, as the latest state
+            pause = max(SETTLE, last + STATE_INTERVAL - time.monotonic())
+            time.sleep(pause)  # changes made meanwhile go out together, as the latest state
             self.changed.clear()
             if self.stopped:
                 return
