@@ -163,9 +163,15 @@ def workers_section(status: dict[str, Any]) -> Section:
     serving = status.get("serving") or {}
     workers = f"{serving.get('busy_workers', 0)} busy, {serving.get('idle_workers', 0)} idle"
     calls, sessions = status.get("calls_in_flight", 0), status.get("sessions", 0)
-    rows: list[Row] = [("workers", workers), ("calls in flight", str(calls)), ("sessions", str(sessions))]
+    tasks = f"{status.get('tasks_running', 0)} running, {status.get('tasks_waiting', 0)} waiting"
+    rows: list[Row] = [
+        ("workers", workers),
+        ("calls in flight", str(calls)),
+        ("sessions", str(sessions)),
+        ("background tasks", tasks),
+    ]
     counts = f"{len(serving.get('notebooks', []))} notebook(s), {len(serving.get('functions', []))} function(s)"
-    text = [f"{counts}; workers: {workers}; calls in flight: {calls}; sessions: {sessions}"]
+    text = [f"{counts}; workers: {workers}; calls in flight: {calls}; sessions: {sessions}; background tasks: {tasks}"]
     return Section("Host", ("", ""), rows, text)
 
 

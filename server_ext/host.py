@@ -365,6 +365,8 @@ class Host:
             "rejected_reload_errors": [error.to_data() for error in rejected[1]] if rejected else [],
             "sessions": len(self.sessions),
             "calls_in_flight": sum(self.in_flight.values()),
+            "tasks_running": self.background.running,
+            "tasks_waiting": len(self.background.pending),
         }
 
     async def reload(self, caller: Caller) -> Reply:

@@ -42,6 +42,8 @@ __all__ = ["PushTo", "TaskManager"]
 
 #: Seconds a task's process has to connect after the template was asked to fork it.
 START_TIMEOUT = 60.0
+#: Most tasks waiting for a slot; a launch past it is refused (each waiting task holds its arguments).
+MAX_PENDING = 1000
 #: Seconds between prunings of old task records.
 PRUNE_INTERVAL = 3600.0
 #: Ended tasks kept in memory (the rest are read back from their records when asked for).
@@ -149,6 +151,11 @@ class TaskManager:
         if name not in declared:
             known = ", ".join(declared) or "none"
             raise errors.NoServerFunctionError(f"no background task named {name!r} (declared: {known})")
+        if len(self.pending) >= MAX_PENDING:
+            raise errors.GreenroomError(
+                f"{len(self.pending)} background tasks are already waiting for a slot (max_tasks "
+                f"{self.config.max_tasks} run at once); launch more when some have ended"
+            )
         update = TaskUpdate(secrets.token_hex(16), name, TaskStatus.PENDING, time.time())
         record = TaskRecord(update, caller, payload, buffers)
         self.records[update.task_id] = record

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from greenroom.report import Report, connection_section, functions_section, notebooks_section, workers_section
+from greenroom.report import (
+    Report,
+    connection_section,
+    functions_section,
+    notebooks_section,
+    tasks_section,
+    workers_section,
+)
 
 STATUS = {
     "mode": "fresh",
@@ -65,3 +72,13 @@ def test_empty_sections_say_so():
         "server notebooks: every one serves its saved version",
     ]
     assert "no server notebook is loaded" in report._repr_html_()
+
+
+def test_the_tasks_table_lists_name_status_times_and_id_escaped():
+    section = tasks_section([{"id": "abc", "name": "<b>fit</b>", "status": "completed", "launched": 0, "ended": 60}])
+    assert section.text == [
+        "background tasks:",
+        "  <b>fit</b>: completed, launched 1970-01-01 00:00:00 UTC, ended 1970-01-01 00:01:00 UTC [abc]",
+    ]
+    assert "&lt;b&gt;fit&lt;/b&gt;" in section.html() and "<b>fit</b>" not in section.html()
+    assert tasks_section([]).text == ["no background tasks you may see"]
