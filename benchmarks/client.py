@@ -52,20 +52,29 @@ def run_calls(seconds: float | None, count: int | None, max_seconds: float, reco
     return {"calls": done, "seconds": (now - started) / 1e9, "latencies_ns": latencies}
 
 
-def run_media(size: int, repeat: int) -> dict[str, Any]:
-    """Echo a BlobMedia of ``size`` bytes ``repeat`` times, checking the bytes that come back."""
-    media = greenroom.BlobMedia("application/octet-stream", os.urandom(size), name="bench.bin")
-    for _ in range(WARMUP_MEDIA):
-        server.call_s("echo", media)
+def timed_echoes(value: Any, repeat: int, warmup: int, same: Any, what: str) -> dict[str, Any]:
+    """Echo ``value`` ``warmup`` times untimed, then ``repeat`` times timed, checking each answer with ``same``."""
+    for _ in range(warmup):
+        server.call_s("echo", value)
     latencies: list[int] = []
     started = time.perf_counter_ns()
     for _ in range(repeat):
         before = time.perf_counter_ns()
-        echoed = server.call_s("echo", media)
+        echoed = server.call_s("echo", value)
         latencies.append(time.perf_counter_ns() - before)
-        if not isinstance(echoed, greenroom.Media) or echoed.get_bytes() != media.get_bytes():
-            raise AssertionError("echo did not return the same Media")
+        if not same(echoed, value):
+            raise AssertionError(f"echo did not return the same {what}")
     return {"calls": repeat, "seconds": (time.perf_counter_ns() - started) / 1e9, "latencies_ns": latencies}
+
+
+def run_media(size: int, repeat: int) -> dict[str, Any]:
+    """Echo a BlobMedia of ``size`` bytes ``repeat`` times, checking the bytes that come back."""
+    media = greenroom.BlobMedia("application/octet-stream", os.urandom(size), name="bench.bin")
+
+    def same(echoed: Any, sent: greenroom.BlobMedia) -> bool:
+        return isinstance(echoed, greenroom.Media) and echoed.get_bytes() == sent.get_bytes()
+
+    return timed_echoes(media, repeat, WARMUP_MEDIA, same, "Media")
 
 
 def make_data(kind: str, size: int) -> Any:
@@ -113,23 +122,14 @@ def run_data(kind: str, size: int, repeat: int) -> dict[str, Any]:
 
     value = make_data(kind, size)
     same = np.array_equal if kind == "array" else (lambda a, b: pd.testing.assert_frame_equal(a, b) is None)
-    server.call_s("echo", value)
-    latencies: list[int] = []
+    result = timed_echoes(value, repeat, 1, same, kind)
     local: list[int] = []
-    started = time.perf_counter_ns()
-    for _ in range(repeat):
-        before = time.perf_counter_ns()
-        echoed = server.call_s("echo", value)
-        latencies.append(time.perf_counter_ns() - before)
-        if not same(echoed, value):
-            raise AssertionError(f"echo did not return the same {kind}")
-    seconds = (time.perf_counter_ns() - started) / 1e9
     for _ in range(repeat):
         before = time.perf_counter_ns()
         local_round_trip(value)
         local.append(time.perf_counter_ns() - before)
     nbytes = value.nbytes if kind == "array" else int(value.memory_usage(index=True, deep=True).sum())
-    return {"calls": repeat, "seconds": seconds, "latencies_ns": latencies, "local_ns": local, "bytes": nbytes}
+    return {**result, "local_ns": local, "bytes": nbytes}
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

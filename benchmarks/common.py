@@ -314,11 +314,13 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def tail(path: Path, lines: int = 20) -> str:
+def tail(path: Path, lines: int = 20, titled: bool = False) -> str:
+    """The last ``lines`` lines of a log (``titled``: under a line that names the file)."""
     try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        text = "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
-        return "(no output)"
+        return f"(no log at {path})" if titled else "(no output)"
+    return f"--- last lines of {path} ---\n{text}" if titled else text
 
 
 def clean_environment() -> dict[str, str]:

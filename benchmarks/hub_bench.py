@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from common import BenchmarkError, Plan, Report, Row, Sample, end_process, free_port, progress
+from common import BenchmarkError, Plan, Report, Row, Sample, end_process, free_port, progress, tail
 from servers import SERVER_NOTEBOOK, run_clients, running
 
 __all__ = ["bench_hub"]
@@ -160,11 +160,7 @@ class JupyterHubService:
                     os.kill(int(entry), signal.SIGTERM)
 
     def logtail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no hub log)"
-        return f"--- last lines of {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return tail(self.log_path, lines, titled=True)
 
 
 def bench_hub(workdir: Path, plan: Plan, report: Report) -> None:

@@ -179,11 +179,7 @@ class JupyterServer:
         return kernel
 
     def logtail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no server log)"
-        return f"--- last lines of {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return tail(self.log_path, lines, titled=True)
 
     def stop(self) -> None:
         for kernel in self.kernels:

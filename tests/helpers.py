@@ -8,6 +8,7 @@ import datetime
 import functools
 import json
 import os
+import re
 import time
 import uuid
 from typing import Any
@@ -196,6 +197,20 @@ async def wait_until(predicate: Any, timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+def without_colours(text: str) -> str:
+    """A traceback as a notebook shows it, without the terminal's colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+async def failure_shown(kernel: KernelRunner, code: str) -> str:
+    """Run ``code``, which must fail, and return its traceback as the notebook shows it (without colours)."""
+    try:
+        await kernel.run(code)
+    except KernelError as error:
+        return without_colours(str(error))
+    raise AssertionError(f"the code did not fail: {code!r}")
 
 
 class KernelRunner:

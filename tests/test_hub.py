@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from tornado.websocket import websocket_connect
 
 from greenroom.errors import ConnectionError as GreenroomConnectionError
 from greenroom.server_ext.calllog import read_calls
-from helpers import SECRET, Client, KernelSocket, write_notebook
+from helpers import SECRET, Client, KernelSocket, without_colours, write_notebook
 
 pytestmark = pytest.mark.hub
 
@@ -335,7 +334,7 @@ async def test_a_planted_secret_reaches_nothing_a_student_can_see(hub):
         try:
             await alice.execute("server.call('explode', 'a guess')", timeout=90)
         except AssertionError as error:  # the traceback, as the notebook shows it (without its colours)
-            seen += re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+            seen += without_colours(str(error))
         assert "ValueError: wrong answer" in seen and "<server notebook checks.server.ipynb, cell 1>" in seen
         for magic in ("%load_ext greenroom\n%greenroom", "%greenroom status", "%greenroom functions"):
             seen += await run(alice, magic)
