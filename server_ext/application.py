@@ -95,6 +95,11 @@ class GreenroomApp(ExtensionApp):
         "",
         help="Python interpreter of the runtime processes (default: the server's own).",
     ).tag(config=True)
+    dask_scheduler = Unicode(
+        "",
+        help="Address of a Dask distributed scheduler (tcp://host:8786): calls run on its workers, one greenroom "
+        "runtime per worker, with this host in front (empty: on this machine). Needs greenroom[dask].",
+    ).tag(config=True)
     max_tasks = Int(
         4,
         help="Most background tasks running at once; more wait, in the order they were launched.",

@@ -39,6 +39,7 @@ class HostConfig:
     max_tasks: int = 4
     task_timeout: float = 0.0
     task_record_days: float = 7.0
+    dask_scheduler: str = ""
 
     def __post_init__(self) -> None:
         for name in ("call_timeout", "reload_poll_interval", "load_timeout"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import difflib
 import logging
 import os
 import secrets
@@ -28,6 +27,7 @@ from greenroom.wire import Part
 from .calllog import CallLog
 from .config import HostConfig
 from .credentials import Credentials
+from .dask_runtime import DaskRuntime
 from .generation import Generation
 from .generation_parts import NotStarted, RuntimePlace
 from .identity import Caller
@@ -100,6 +100,8 @@ class Host:
         self.call_ids = 0
         self._last_forced_reload = float("-inf")
         self.call_log = CallLog(data_dir, self.log) if config.call_log else None
+        #: The Dask cluster calls run on, when ``dask_scheduler`` is set.
+        self.dask = DaskRuntime(config, self.root, self.log) if config.dask_scheduler else None
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -118,6 +120,8 @@ class Host:
         self.listener.close()
         await self.tasks.cancel_all()
         await self.background.stop()
+        if self.dask is not None:
+            await self.dask.close()
         if self.call_log is not None:
             await self.call_log.flush()
         self._remove_files()
@@ -235,7 +239,7 @@ class Host:
             generation = reloader.serving_unchanged() or await reloader.current_within(self.config.call_timeout)
             info = generation.functions.get(name) if generation else None
             if generation is None or info is None:
-                return self._no_function(name, generation)
+                return Reply.of_error(self.reloader.missing_function(name, generation))
             if not admitted:  # once per call: a retry after a lost worker is the same call
                 refused = refusal(caller, name, info, self.rate_limiter, loop.time())
                 if refused is not None:
@@ -249,7 +253,12 @@ class Host:
             if lent is not None:
                 request.session, request.session_buffers = lent
             try:
-                result = await self._run(generation, caller, queue_key, request, timeout, loop.time() + timeout)
+                if self.dask is not None:
+                    result = await self.dask.call(
+                        generation, caller, queue_key, request, timeout, loop.time() + timeout, self.sessions, self.call
+                    )
+                else:
+                    result = await self._run(generation, caller, queue_key, request, timeout, loop.time() + timeout)
             except NotStarted:
                 continue  # the worker or its generation was gone before the call reached it: nothing ran
             if isinstance(result, Reply):
@@ -316,25 +325,6 @@ class Host:
                 link.caller = None
                 generation.release(link, queue_key)
 
-    def _no_function(self, name: str, generation: Generation | None) -> Reply:
-        message = f"no server function named {name!r}"
-        known = sorted(generation.functions) if generation is not None else []
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        if close:
-            message += f"; did you mean {' or '.join(repr(match) for match in close)}?"
-        if known:
-            message += f"; available: {', '.join(known[:20])}"
-        if not self.reloader.notebooks:
-            patterns = ", ".join(self.config.server_notebooks)
-            message += (
-                f"; no server notebook ({patterns}) was found under the server's root folder (the folder "
-                "`jupyter lab`, `jupyter server` or `greenroom serve` was started in) or its subfolders"
-            )
-        load_errors = list(self.reloader.load_errors())
-        if load_errors:
-            message += "; note: " + "; ".join(error.describe() for error in load_errors[:5])
-        return Reply.of_error(errors.NoServerFunctionError(message))
-
     async def lend_session(self, link: Link) -> Reply:
         """A worker's first use of its call's session (see :mod:`~greenroom.server_ext.sessions`)."""
         return await self.sessions.lend(link)
@@ -367,6 +357,7 @@ class Host:
             "calls_in_flight": sum(self.in_flight.values()),
             "tasks_running": self.background.running,
             "tasks_waiting": len(self.background.pending),
+            **({"dask": self.dask.status()} if self.dask is not None else {}),
         }
 
     async def reload(self, caller: Caller) -> Reply:

@@ -10,9 +10,11 @@ share one load.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from collections.abc import Iterable
 
+from greenroom import errors
 from greenroom.protocol import LoadError
 
 from .config import HostConfig
@@ -123,6 +125,27 @@ class Reloader:
         self.rejected = None
         self._loading_signature = None  # load again even if nothing changed on disk
         await self._reload(signature_of(self.root, self.notebooks))
+
+    def missing_function(self, name: str, generation: Generation | None) -> errors.NoServerFunctionError:
+        """The error for a call of ``name``, which ``generation`` does not serve: close names, what it serves,
+        and why a notebook may be missing (none found, or one failed to load)."""
+        message = f"no server function named {name!r}"
+        known = sorted(generation.functions) if generation is not None else []
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            message += f"; did you mean {' or '.join(repr(match) for match in close)}?"
+        if known:
+            message += f"; available: {', '.join(known[:20])}"
+        if not self.notebooks:
+            patterns = ", ".join(self.config.server_notebooks)
+            message += (
+                f"; no server notebook ({patterns}) was found under the server's root folder (the folder "
+                "`jupyter lab`, `jupyter server` or `greenroom serve` was started in) or its subfolders"
+            )
+        load_errors = list(self.load_errors())
+        if load_errors:
+            message += "; note: " + "; ".join(error.describe() for error in load_errors[:5])
+        return errors.NoServerFunctionError(message)
 
     def load_errors(self) -> Iterable[LoadError]:
         """The serving generation's load errors, then those of a rejected reload."""

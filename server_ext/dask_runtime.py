@@ -1,0 +1,273 @@
+"""Calls on a Dask cluster: the host's side of :mod:`~greenroom.server_ext.dask_node`.
+
+With ``GreenroomApp.dask_scheduler`` set, the host still loads each version of the notebooks itself (its
+local template checks them and says which functions exist), and runs every call on a
+:class:`~greenroom.server_ext.dask_node.RuntimeNode`: one Dask actor per Dask worker, created when the
+host first sees the worker, loaded with each version before its first call there.  A call's requests
+(nested calls, the session's first use) come back to the host, which answers them as for local calls.
+
+Invariant: every call gets an answer within its timeout: a lost worker is ``ExecutionTerminatedError``,
+a scheduler that does not answer a clear ``ConnectionError``; the next call finds the cluster again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenroom import errors
+from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request
+from greenroom.wire import Part, parse_route
+
+from .config import HostConfig
+from .generation import Generation
+from .generation_parts import NestedCall
+from .identity import Caller
+from .sessions import Sessions
+
+__all__ = ["DaskRuntime"]
+
+#: Seconds to reach the scheduler before a call says it cannot.
+CONNECT_TIMEOUT = 10.0
+#: ``.py`` files beside the notebooks travel with each version, up to this many.
+MAX_MODULES = 500
+
+
+@dataclass(eq=False)
+class Node:
+    """One Dask worker's runtime, as the host sees it."""
+
+    address: str
+    actor: Any
+    loaded: set[int] = field(default_factory=set)
+    loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    calls: int = 0
+
+
+@dataclass(eq=False)
+class RemoteCall:
+    """A call running on a node, as the host's sessions see it (the attributes of a worker's link they use)."""
+
+    caller: Caller
+    call_id: int
+    closed: bool = False
+    holds_session: bool = False
+
+
+#: Answers a request of server code for ``caller``: (caller, request, the call) -> reply.
+AnswerRequest = Callable[[Caller, Request, RemoteCall], Awaitable[Reply]]
+
+
+class DaskRuntime:
+    """The host's connection to a Dask cluster, and the nodes on its workers."""
+
+    def __init__(self, config: HostConfig, root: str, log: logging.Logger) -> None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "GreenroomApp.dask_scheduler is set but the distributed package is missing: "
+                "pip install 'greenroom[dask]'"
+            ) from None
+        self.config = config
+        self.root = root
+        self.log = log
+        self.client: Any = None
+        self.nodes: dict[str, Node] = {}
+        self.modules: dict[int, dict[str, bytes]] = {}
+        self._connecting = asyncio.Lock()
+
+    async def _client(self) -> Any:
+        from distributed import Client
+
+        async with self._connecting:
+            if self.client is None or self.client.status not in ("running", "connecting"):
+                if self.client is not None:
+                    with contextlib.suppress(Exception):
+                        await self.client.close()
+                self.nodes.clear()
+                try:
+                    self.client = await Client(  # type: ignore[no-untyped-call]
+                        self.config.dask_scheduler,
+                        asynchronous=True,
+                        direct_to_workers=True,
+                        set_as_default=False,
+                        timeout=CONNECT_TIMEOUT,
+                    )
+                except (OSError, TimeoutError) as error:
+                    self.client = None
+                    raise errors.ConnectionError(
+                        f"the Dask scheduler at {self.config.dask_scheduler} did not answer: {error}"
+                    ) from None
+            return self.client
+
+    async def _node(self) -> Node:
+        """The least busy node, creating the nodes of workers seen for the first time."""
+        client = await self._client()
+        workers = sorted(client.scheduler_info().get("workers", {}))  # refreshed by the client every 2 s
+        if not workers:  # a new client's view is empty until its first refresh: ask now
+            workers = sorted((await client.scheduler.identity()).get("workers", {}))
+        if not workers:
+            raise errors.ExecutionTerminatedError(f"the Dask cluster at {self.config.dask_scheduler} has no workers")
+        for address in [address for address in self.nodes if address not in workers]:
+            del self.nodes[address]
+        for address in workers:
+            if address not in self.nodes:
+                from .dask_node import RuntimeNode
+
+                options = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+                with client.as_current():
+                    future = client.submit(
+                        RuntimeNode, options, actor=True, workers=[address], allow_other_workers=False, pure=False
+                    )
+                    actor = await future
+                self.nodes[address] = Node(address, actor)
+        return min(self.nodes.values(), key=lambda node: node.calls)
+
+    async def _ensure_loaded(self, node: Node, generation: Generation) -> None:
+        if generation.number in node.loaded:
+            return
+        async with node.loading:
+            if generation.number in node.loaded:
+                return
+            modules = self.modules.get(generation.number)
+            if modules is None:
+                modules = await asyncio.to_thread(read_modules, self.root)
+                self.modules = {generation.number: modules}
+            loaded = await node.actor.load(generation.number, generation.sources, modules)
+            if loaded["errors"]:
+                self.log.warning("Dask worker %s: load errors %s", node.address, loaded["errors"])
+            node.loaded.add(generation.number)
+
+    async def ready_node(self, generation: Generation) -> Node:
+        """A node with ``generation`` loaded (a node's first call of a version waits for its load, within
+        ``load_timeout``, not within the call's own timeout)."""
+        try:
+            async with asyncio.timeout(self.config.load_timeout):
+                node = await self._node()
+                await self._ensure_loaded(node, generation)
+                return node
+        except TimeoutError:
+            raise errors.ExecutionTerminatedError(
+                f"the Dask cluster at {self.config.dask_scheduler} did not load the notebooks within "
+                f"{self.config.load_timeout:g} s"
+            ) from None
+        except (OSError, RuntimeError) as error:
+            raise errors.ConnectionError(f"the Dask cluster at {self.config.dask_scheduler} failed: {error}") from None
+
+    async def run(
+        self,
+        node: Node,
+        generation: Generation,
+        remote: RemoteCall,
+        queue_key: str,
+        request: CallRequest,
+        answer: AnswerRequest,
+    ) -> CallResult:
+        """Run ``request`` on ``node``; ``answer`` answers its server code's requests.  Raises
+        ``ExecutionTerminatedError`` when its worker is lost (the call may not have finished)."""
+        node.calls += 1
+        caller = remote.caller
+        try:
+            event = await node.actor.run(generation.number, [bytes(p) for p in request.pack()], queue_key)
+            while event[0] == "request":
+                parts = event[1]
+                asked = Request.unpack(parse_route(parts[0]), list[Part](parts))
+                reply = await answer(caller, asked, remote)
+                packed = [bytes(part) for part in reply.pack(asked.request_id)]
+                event = await node.actor.resume(request.call_id, asked.request_id, packed)
+            if event[0] == "result":
+                parts = event[1]
+                return CallResult.unpack(parse_route(parts[0]), list[Part](parts))
+            if event[1] == [b"not loaded"]:
+                node.loaded.discard(generation.number)
+            raise errors.ExecutionTerminatedError(f"on Dask worker {node.address}: {event[1][0].decode()}")
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                node.actor.kill(request.call_id)  # the timeout: the node's template kills the worker
+            raise
+        except (OSError, RuntimeError) as error:
+            self.nodes.pop(node.address, None)
+            raise errors.ExecutionTerminatedError(f"the Dask worker {node.address} was lost: {error}") from None
+        finally:
+            node.calls -= 1
+
+    async def call(
+        self,
+        generation: Generation,
+        caller: Caller,
+        queue_key: str,
+        request: CallRequest,
+        timeout: float,
+        deadline: float,
+        sessions: Sessions,
+        nested_call: NestedCall,
+    ) -> CallResult | Reply:
+        """Run ``request`` on the cluster within ``deadline``; its session (``sessions``) and its nested calls
+        (``nested_call``) are the host's, as for a local worker's call."""
+        remote = RemoteCall(caller, request.call_id)
+        result: CallResult | None = None
+
+        async def answer(caller: Caller, asked: Request, remote: RemoteCall) -> Reply:
+            if asked.kind == Kind.SESSION:
+                return await sessions.lend(remote)  # type: ignore[arg-type]  # a remote call stands for its link
+            if asked.kind == Kind.CALL and asked.name is not None:
+                return await nested_call(
+                    caller, asked.name, asked.payload, asked.buffers, f"{queue_key}>", asked.session
+                )
+            return Reply.of_error(errors.WireError(f"server code on Dask may not ask for {asked.kind!r}"))
+
+        try:
+            node = await self.ready_node(generation)
+            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + timeout)):
+                result = await self.run(node, generation, remote, queue_key, request, answer)
+                return result
+        except TimeoutError:
+            self.log.warning("%s() stopped after %.3g s (timeout)", request.name, timeout)
+            return Reply.of_error(
+                errors.TimeoutError(
+                    f"server function {request.name!r} did not finish within {timeout:g} s and was stopped"
+                )
+            )
+        except (errors.ExecutionTerminatedError, errors.ConnectionError) as error:
+            return Reply.of_error(error)
+        finally:
+            remote.closed = True
+            sessions.finish(remote, result)  # type: ignore[arg-type]  # a remote call stands for its link
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.config.dask_scheduler,
+            "workers": [
+                {"address": node.address, "versions": sorted(node.loaded), "calls": node.calls}
+                for node in self.nodes.values()
+            ],
+        }
+
+    async def close(self) -> None:
+        for node in list(self.nodes.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(node.actor.close(), 10)
+        self.nodes.clear()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+
+
+def read_modules(root: str) -> dict[str, bytes]:
+    """The ``.py`` files under ``root`` (not in hidden folders), by relative path: they travel with the notebooks."""
+    found: dict[str, bytes] = {}
+    for directory, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in files:
+            if name.endswith(".py") and len(found) < MAX_MODULES:
+                path = os.path.join(directory, name)
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, root)] = handle.read()
+    return found
