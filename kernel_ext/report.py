@@ -172,6 +172,15 @@ def workers_section(status: dict[str, Any]) -> Section:
     ]
     counts = f"{len(serving.get('notebooks', []))} notebook(s), {len(serving.get('functions', []))} function(s)"
     text = [f"{counts}; workers: {workers}; calls in flight: {calls}; sessions: {sessions}; background tasks: {tasks}"]
+    dask = status.get("dask")
+    if isinstance(dask, dict):
+        serving_workers = [
+            f"{worker.get('address')} ({worker.get('calls', 0)} calls now)" for worker in dask.get("workers", [])
+        ]
+        shown = ", ".join(serving_workers) or "none yet (the first call finds them)"
+        rows.append(("Dask cluster", str(dask.get("scheduler", ""))))
+        rows.append(("Dask workers serving", shown))
+        text.append(f"calls run on the Dask cluster at {dask.get('scheduler', '')}: {shown}")
     return Section("Host", ("", ""), rows, text)
 
 

@@ -149,8 +149,16 @@ class DaskRuntime:
         """A node with ``generation`` loaded (a node's first call of a version waits for its load, within
         ``load_timeout``, not within the call's own timeout)."""
         try:
-            async with asyncio.timeout(self.config.load_timeout):
+            async with asyncio.timeout(CONNECT_TIMEOUT):
                 node = await self._node()
+        except TimeoutError:
+            raise errors.ConnectionError(
+                f"the Dask scheduler at {self.config.dask_scheduler} did not answer within {CONNECT_TIMEOUT:g} s"
+            ) from None
+        except (OSError, RuntimeError) as error:
+            raise errors.ConnectionError(f"the Dask cluster at {self.config.dask_scheduler} failed: {error}") from None
+        try:
+            async with asyncio.timeout(self.config.load_timeout):
                 await self._ensure_loaded(node, generation)
                 return node
         except TimeoutError:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from processes import free_port, start, stop
 
+from greenroom import BlobMedia
+from greenroom.errors import ConnectionError as GreenroomConnectionError
 from greenroom.errors import ExecutionTerminatedError
 from greenroom.errors import TimeoutError as GreenroomTimeoutError
 from helpers import write_notebook
@@ -57,6 +59,10 @@ def sleepy(seconds):
     return "woke"
 
 @server.callable
+def echo(value):
+    return value
+
+@server.callable
 def version():
     return "v1"
 
@@ -68,10 +74,11 @@ def hold(marker):
 """
 
 
-def start_cluster(directory: Path, workers: int = 2) -> dict:
-    """A scheduler and ``workers`` workers (no nanny: the worker's pid is its process), every port on
-    127.0.0.1; a lost worker's calls are not retried elsewhere (allowed-failures 0)."""
-    port = free_port()
+def start_cluster(directory: Path, workers: int = 2, port: int = 0) -> dict:
+    """A scheduler (on ``port``, else a free one) and ``workers`` workers (no nanny: the worker's pid is its
+    process), every port on 127.0.0.1; a lost worker's calls are not retried elsewhere (allowed-failures 0)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
     scheduler_log = directory / "scheduler.log"
@@ -126,7 +133,7 @@ def start_cluster(directory: Path, workers: int = 2) -> dict:
                 stop(process)
             raise AssertionError("the Dask cluster did not start:\n" + "\n".join(log.read_text() for log in logs))
         time.sleep(0.1)
-    return {"address": address, "scheduler": scheduler, "workers": processes[1:]}
+    return {"address": address, "port": port, "scheduler": scheduler, "workers": processes[1:]}
 
 
 def stop_cluster(cluster: dict) -> None:
@@ -142,8 +149,14 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture
-def greenroom_config(cluster):
-    return {"dask_scheduler": cluster["address"]}
+def dask_options():
+    """More GreenroomApp options for a test (parametrize to change)."""
+    return {}
+
+
+@pytest.fixture
+def greenroom_config(cluster, dask_options):
+    return {"dask_scheduler": cluster["address"], **dask_options}
 
 
 @pytest.fixture
@@ -161,7 +174,22 @@ async def test_calls_run_on_the_dask_workers_in_fresh_state_with_their_modules(c
     assert [await client.call("bump") for _ in range(3)] == [1, 1, 1]  # fresh state: no call sees another's globals
     assert await client.call("helper_answer") == 42  # the .py module beside the notebook travelled with it
     status = await client.request("status")
-    assert {worker["address"] for worker in status["dask"]["workers"]}  # the host names the workers serving
+    addresses = {worker["address"] for worker in status["dask"]["workers"]}
+    assert addresses and all(address.startswith("tcp://127.0.0.1:") for address in addresses)
+    from greenroom.report import workers_section
+
+    shown = "\n".join(workers_section(status).text)  # what %greenroom status says
+    assert f"calls run on the Dask cluster at {status['dask']['scheduler']}" in shown
+    assert all(address in shown for address in addresses)
+
+
+@pytest.mark.parametrize("dask_options", [{"persistent": True}])
+async def test_persistent_state_and_media_hold_on_dask(client, host, dask_options):
+    counts = [await client.call("bump") for _ in range(8)]
+    assert max(counts) > 1  # persistent workers keep their globals (calls spread over the Dask workers)
+    picture = BlobMedia("image/png", os.urandom(1 << 20), name="big.png")
+    echoed = await client.call("echo", picture)
+    assert echoed.get_bytes() == picture.get_bytes() and echoed.name == "big.png"
 
 
 async def test_sessions_context_and_nested_calls_hold_on_dask(client, host):
@@ -201,3 +229,23 @@ async def test_a_dask_worker_killed_mid_call_gives_execution_terminated_and_the_
         await asyncio.wait_for(held, 60)
     survivors = {(await client.call("where"))[0] for _ in range(4)}
     assert survivors and survivors <= {"w0", "w1"} - {marker.read_text()}
+
+
+async def test_a_scheduler_that_goes_away_gives_a_clear_error_and_the_host_recovers_when_it_returns(
+    client, host, cluster, tmp_path
+):
+    """Last in this module: it replaces the cluster (a new scheduler on the same port, new workers)."""
+    assert (await client.call("where"))[0] in {"w0", "w1"}
+    stop_cluster(cluster)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises((ExecutionTerminatedError, GreenroomConnectionError), match="Dask"):
+        await client.call("where")
+    assert asyncio.get_running_loop().time() - started < 30  # within the call timeout
+    cluster.update(start_cluster(tmp_path / "again", port=cluster["port"]))
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:  # the host finds the cluster again by itself; calls meanwhile get clear errors
+        try:
+            assert (await client.call("where"))[0] in {"w0", "w1"}
+            break
+        except (ExecutionTerminatedError, GreenroomConnectionError):
+            assert asyncio.get_running_loop().time() < deadline, "the host never found the cluster again"
