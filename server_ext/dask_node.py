@@ -38,8 +38,6 @@ __all__ = ["NodeEvent", "RuntimeNode"]
 
 #: What ``run`` and ``resume`` return: ``("result", parts)``, ``("request", parts)`` or ``("ended", [reason])``.
 NodeEvent = tuple[str, list[bytes]]
-#: Most bytes of modules (``.py`` files beside the notebooks) a version may carry.
-MAX_MODULE_BYTES = 32 << 20
 
 
 @dataclass(eq=False)

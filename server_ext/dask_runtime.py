@@ -35,8 +35,9 @@ __all__ = ["DaskRuntime"]
 
 #: Seconds to reach the scheduler before a call says it cannot.
 CONNECT_TIMEOUT = 10.0
-#: ``.py`` files beside the notebooks travel with each version, up to this many.
+#: ``.py`` files beside the notebooks travel with each version, up to this many and this many bytes.
 MAX_MODULES = 500
+MAX_MODULE_BYTES = 32 << 20
 
 
 @dataclass(eq=False)
@@ -269,13 +270,20 @@ class DaskRuntime:
 
 
 def read_modules(root: str) -> dict[str, bytes]:
-    """The ``.py`` files under ``root`` (not in hidden folders), by relative path: they travel with the notebooks."""
+    """The ``.py`` files under ``root`` (not in hidden folders), by relative path: they travel with the
+    notebooks, at most :data:`MAX_MODULES` files and :data:`MAX_MODULE_BYTES` bytes."""
     found: dict[str, bytes] = {}
+    total = 0
     for directory, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in files:
-            if name.endswith(".py") and len(found) < MAX_MODULES:
-                path = os.path.join(directory, name)
-                with open(path, "rb") as handle:
-                    found[os.path.relpath(path, root)] = handle.read()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            if not name.endswith(".py") or len(found) >= MAX_MODULES or not os.path.isfile(path):
+                continue
+            size = os.path.getsize(path)
+            if total + size > MAX_MODULE_BYTES:
+                continue
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = handle.read()
+            total += size
     return found
