@@ -103,7 +103,8 @@ def hub_config(ports: dict[str, int], root: str, homes: str, singleuser: str = "
         c.JupyterHub.services = [
             {{"name": "greenroom", "url": {service_url!r},
               "command": [{os.path.join(BIN, "greenroom")!r}, "host", {root!r},
-                          "--GreenroomApp.max_calls_per_session=256", "--GreenroomHostApp.hub_timeout=3"]}},
+                          "--GreenroomApp.max_calls_per_session=256", "--GreenroomHostApp.hub_timeout=3",
+                          "--GreenroomApp.call_timeout=120"]}},
             {{"name": "admin-bot", "api_token": {ADMIN_TOKEN!r}}},
             {{"name": "other-service", "api_token": {OTHER_SERVICE_TOKEN!r}}},
         ]
@@ -427,6 +428,7 @@ print(json.dumps({outcome: outcomes.count(outcome) for outcome in set(outcomes)}
 
 
 @pytest.mark.load
+@pytest.mark.timeout(300)
 async def test_twenty_students_with_200_concurrent_calls_each_get_only_their_own_replies(hub):
     """Each student is a process holding that student's hub token, as a student's kernel does: the call path
     (proxy, service, workers) is the same; single-user servers are not on it."""
@@ -453,7 +455,8 @@ async def test_twenty_students_with_200_concurrent_calls_each_get_only_their_own
         )
         for name, token in zip(names, tokens, strict=True)
     ]
-    reports = await asyncio.wait_for(asyncio.gather(*(student.communicate() for student in students)), 100)
+    # 4,000 fresh-state calls queue for workers on 2 cores: the call timeout (120 s here) bounds each one
+    reports = await asyncio.wait_for(asyncio.gather(*(student.communicate() for student in students)), 200)
     outcomes: dict[str, int] = {}
     for out, err in reports:
         assert out, err.decode()[-2000:]
