@@ -18,7 +18,8 @@ What it does, with a server notebook that imports pandas (a realistic template):
    20 ms apart, slower than the runtime prepares fresh workers) and the
    sustained back-to-back rate;
 4. runs a JupyterHub with greenroom as its service and measures a student's call
-   through the hub's proxy and 20 students at once (``hub_bench.py``);
+   through the hub's proxy and 20 students at once (``hub_bench.py``), then greenroom
+   in front of a Dask cluster of 1 and 2 workers (``dask_bench.py``);
 5. measures the floors: an in-process Python call and a bare tornado WebSocket
    echo on loopback;
 6. measures the peers on the same ``add(1, 2)`` (see ``peers.py``): Anvil's own
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from common import FULL, QUICK, BenchmarkError, Plan, Report, elapsed, progress, render_table
+from dask_bench import bench_dask
 from greenroom_bench import baseline_rss, bench_floors, bench_fresh, bench_persistent
 from hub_bench import bench_hub
 from peers import bench_peers
@@ -80,6 +82,7 @@ def run(plan: Plan, quick: bool, peers: bool) -> Report:
         bench_persistent(workdir, plan, report, plain)
         bench_fresh(workdir, plan, report)
         bench_hub(workdir, plan, report)
+        bench_dask(workdir, plan, report)
         bench_floors(plan, report)
         if peers:
             bench_peers(workdir, plan, report)

@@ -56,6 +56,15 @@ def add(a, b):
 @server.callable
 def echo(x):
     return x
+
+@server.callable
+def burn(ms):
+    import time
+    end = time.perf_counter() + ms / 1000
+    spins = 0
+    while time.perf_counter() < end:
+        spins += 1
+    return spins
 """
     + TASK_FUNCTIONS
 )

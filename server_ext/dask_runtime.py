@@ -82,6 +82,7 @@ class DaskRuntime:
         self.client: Any = None
         self.nodes: dict[str, Node] = {}
         self.modules: dict[int, dict[str, bytes]] = {}
+        self.background: set[asyncio.Task[None]] = set()
         self._connecting = asyncio.Lock()
 
     async def _client(self) -> Any:
@@ -108,8 +109,9 @@ class DaskRuntime:
                     ) from None
             return self.client
 
-    async def _node(self) -> Node:
-        """The least busy node, creating the nodes of workers seen for the first time."""
+    async def _node(self, generation: Generation) -> Node:
+        """The least busy node that has ``generation`` loaded (else the least busy), creating the nodes of
+        workers seen for the first time."""
         client = await self._client()
         workers = sorted(client.scheduler_info().get("workers", {}))  # refreshed by the client every 2 s
         if not workers:  # a new client's view is empty until its first refresh: ask now
@@ -129,7 +131,14 @@ class DaskRuntime:
                     )
                     actor = await future
                 self.nodes[address] = Node(address, actor)
-        return min(self.nodes.values(), key=lambda node: node.calls)
+        return min(self.nodes.values(), key=lambda node: (generation.number not in node.loaded, node.calls))
+
+    async def _load_quietly(self, node: Node, generation: Generation) -> None:
+        try:
+            async with asyncio.timeout(self.config.load_timeout):
+                await self._ensure_loaded(node, generation)
+        except Exception as error:  # noqa: BLE001 - its first call will load it again, and say why if it fails
+            self.log.warning("Dask worker %s could not load version %d yet: %s", node.address, generation.number, error)
 
     async def _ensure_loaded(self, node: Node, generation: Generation) -> None:
         if generation.number in node.loaded:
@@ -151,13 +160,18 @@ class DaskRuntime:
         ``load_timeout``, not within the call's own timeout)."""
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                node = await self._node()
+                node = await self._node(generation)
         except TimeoutError:
             raise errors.ConnectionError(
                 f"the Dask scheduler at {self.config.dask_scheduler} did not answer within {CONNECT_TIMEOUT:g} s"
             ) from None
         except (OSError, RuntimeError) as error:
             raise errors.ConnectionError(f"the Dask cluster at {self.config.dask_scheduler} failed: {error}") from None
+        for other in self.nodes.values():  # the others load this version meanwhile, off any call's path
+            if other is not node and generation.number not in other.loaded and not other.loading.locked():
+                loading = asyncio.get_running_loop().create_task(self._load_quietly(other, generation))
+                self.background.add(loading)
+                loading.add_done_callback(self.background.discard)
         try:
             async with asyncio.timeout(self.config.load_timeout):
                 await self._ensure_loaded(node, generation)
@@ -260,6 +274,8 @@ class DaskRuntime:
         }
 
     async def close(self) -> None:
+        for loading in list(self.background):
+            loading.cancel()
         for node in list(self.nodes.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(node.actor.close(), 10)
