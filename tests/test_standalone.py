@@ -313,21 +313,24 @@ def test_a_restarted_host_answers_for_ended_tasks_and_calls_the_cut_off_ones_mis
     root.mkdir()
     write_notebook(root / "tasks.server.ipynb", TASKS_SOURCE)
     first = launch_host(tmp_path, root, log_name="first.log")
-    env = dict(first["env"], GREENROOM_URL=first["url"], GREENROOM_TOKEN=first["token"])
-    started = run_client(
-        "import json\nfrom greenroom import server\n"
-        "ids = [server.call('start', 'quick'), server.call('start', 'large', 3 << 20), server.call('start', 'forever')]\n"
-        "print(json.dumps([server.call('outcome', ids[0], True), server.call('outcome', ids[1], True)[:2], ids]))",
-        env,
-    )
-    assert started.stdout, started.stderr
-    quick, large, ids = json.loads(started.stdout)
-    assert quick == ["completed", "finished", "", {"message": "done soon"}], started.stderr
-    assert large == ["completed", 3 << 20]
-    records = root / ".greenroom"
-    assert (records / "task-results" / ids[1]).stat().st_size > 3 << 20  # a large result is a file
-    assert (records / "tasks.sqlite").stat().st_size < 1 << 20  # ... not in the database
-    stop(first["process"])
+    try:
+        env = dict(first["env"], GREENROOM_URL=first["url"], GREENROOM_TOKEN=first["token"])
+        started = run_client(
+            "import json\nfrom greenroom import server\n"
+            "ids = [server.call('start', 'quick'), server.call('start', 'large', 3 << 20), "
+            "server.call('start', 'forever')]\n"
+            "print(json.dumps([server.call('outcome', ids[0], True), server.call('outcome', ids[1], True)[:2], ids]))",
+            env,
+        )
+        assert started.stdout, started.stderr
+        quick, large, ids = json.loads(started.stdout)
+        assert quick == ["completed", "finished", "", {"message": "done soon"}], started.stderr
+        assert large == ["completed", 3 << 20]
+        records = root / ".greenroom"
+        assert (records / "task-results" / ids[1]).stat().st_size > 3 << 20  # a large result is a file
+        assert (records / "tasks.sqlite").stat().st_size < 1 << 20  # ... not in the database
+    finally:
+        stop(first["process"])
     second = launch_host(tmp_path, root, log_name="second.log")
     try:
         env = dict(second["env"], GREENROOM_URL=second["url"], GREENROOM_TOKEN=second["token"])
