@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
 import urllib.request
 
@@ -48,15 +50,11 @@ GuessForm()
 """
 
 
-@pytest.fixture(scope="module")
-def published_app(tmp_path_factory):
-    app_dir = tmp_path_factory.mktemp("app")
-    write_notebook(app_dir / "game.server.ipynb", SERVER_CODE)
-    write_notebook(app_dir / "app.ipynb", APP_CODE)
-    write_notebook(app_dir / "other.ipynb", "print('another client notebook')")
+@contextlib.contextmanager
+def serving(app_dir, tmp_path_factory):
+    """``greenroom serve app_dir`` on a free port, stopped at the end; its URL."""
     port = free_port()
-    runtime = tmp_path_factory.mktemp("runtime")
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")))
     greenroom = os.path.join(os.path.dirname(sys.executable), "greenroom")
     process = start(
         [greenroom, "serve", str(app_dir), "--port", str(port), "--ip", "127.0.0.1", "--no-browser"],
@@ -68,6 +66,16 @@ def published_app(tmp_path_factory):
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def published_app(tmp_path_factory):
+    app_dir = tmp_path_factory.mktemp("app")
+    write_notebook(app_dir / "game.server.ipynb", SERVER_CODE)
+    write_notebook(app_dir / "app.ipynb", APP_CODE)
+    write_notebook(app_dir / "other.ipynb", "print('another client notebook')")
+    with serving(app_dir, tmp_path_factory) as url:
+        yield url
 
 
 class Browser:
@@ -178,24 +186,12 @@ async def test_published_call_socket_refuses_browsers(published_app):
 def published_epidemic(tmp_path_factory):
     """The epidemic example, published with `greenroom serve` as its README says."""
     example = os.path.join(os.path.dirname(__file__), "..", "notebooks", "epidemic")
-    port = free_port()
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")))
-    greenroom = os.path.join(os.path.dirname(sys.executable), "greenroom")
     app_dir = tmp_path_factory.mktemp("epidemic")
     for name in os.listdir(example):
         if name.endswith(".ipynb"):
-            with open(os.path.join(example, name), "rb") as source, open(app_dir / name, "wb") as copy:
-                copy.write(source.read())
-    process = start(
-        [greenroom, "serve", str(app_dir), "--port", str(port), "--ip", "127.0.0.1", "--no-browser"],
-        str(tmp_path_factory.mktemp("logs") / "serve.log"),
-        env=env,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/voila/static/", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+            shutil.copy(os.path.join(example, name), app_dir / name)
+    with serving(app_dir, tmp_path_factory) as url:
+        yield url
 
 
 async def test_a_visitor_watches_a_background_task_move_and_end_with_its_plot(published_epidemic):

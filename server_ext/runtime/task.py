@@ -10,8 +10,6 @@ The task's last state always reaches the host before its result.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import random
 import signal
@@ -20,7 +18,7 @@ import time
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 
-from greenroom.api import CallContext, CallSession, User, server
+from greenroom.api import CallSession, server
 from greenroom.codec import decode_arguments, encode_json
 from greenroom.errors import NoServerFunctionError
 from greenroom.protocol import CallRequest, CallResult, Kind, Role, error_payload
@@ -30,7 +28,17 @@ from greenroom.wire import route_bytes
 
 from .channel import Channel, die_with_parent
 from .loader import locate_frame
-from .worker import BoundedOutput, WorkerOptions, WorkerTransport, check_size, limit_memory
+from .worker import (
+    BoundedOutput,
+    WorkerOptions,
+    WorkerTransport,
+    call_context,
+    call_user,
+    check_size,
+    limit_memory,
+    run_function,
+    value_result,
+)
 
 __all__ = ["STATE_INTERVAL", "StateSender", "run_task"]
 
@@ -100,21 +108,15 @@ def _run_task(request: CallRequest, options: WorkerOptions, sender: StateSender)
     try:
         if entry is None:
             raise NoServerFunctionError(f"no background task named {request.name!r}")
-        user = User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
         args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
-        context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id), user)
         with (
             redirect_stdout(output),
             redirect_stderr(output),
-            server.running_call(CallSession({}), context),
+            server.running_call(CallSession({}), call_context(request, call_user(request))),
             server.running_task(sender.state),
         ):
-            value = entry.function(*args, **kwargs)
-            if inspect.iscoroutine(value):
-                value = asyncio.run(value)
-        payload, buffers = encode_json(value, "return value")
-        check_size("return value", payload, buffers, options.max_message_size)
-        result = CallResult(request.call_id, True, payload, buffers)
+            value = run_function(entry.function, args, kwargs)
+        result = value_result(request.call_id, value, options)
     except Exception as error:  # noqa: BLE001 - every failure of the task goes to its holders
         result = CallResult(request.call_id, False, *error_payload(error, locate_frame))
     if output.size or output.dropped:

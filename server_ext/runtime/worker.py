@@ -36,7 +36,19 @@ from greenroom.wire import Part, parse_route
 from .channel import Channel, die_with_parent
 from .loader import locate_frame
 
-__all__ = ["BoundedOutput", "WorkerOptions", "WorkerTransport", "check_size", "limit_memory", "run_worker", "warm_up"]
+__all__ = [
+    "BoundedOutput",
+    "WorkerOptions",
+    "WorkerTransport",
+    "call_context",
+    "call_user",
+    "check_size",
+    "limit_memory",
+    "run_function",
+    "run_worker",
+    "value_result",
+    "warm_up",
+]
 
 MAX_OUTPUT = 65536
 
@@ -196,6 +208,28 @@ def _call_session(
     return CallSession(load=load), arrived
 
 
+def call_user(request: CallRequest) -> User | None:
+    """The authenticated user a call (or a task) runs for, as the host sent it."""
+    return User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
+
+
+def call_context(request: CallRequest, user: User | None) -> CallContext:
+    return CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id), user)
+
+
+def run_function(function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Call server code; a coroutine function runs to its end on a loop of its own."""
+    value = function(*args, **kwargs)
+    return asyncio.run(value) if inspect.iscoroutine(value) else value
+
+
+def value_result(call_id: int, value: Any, options: WorkerOptions) -> CallResult:
+    """A successful result carrying ``value`` (:class:`SerializationError` if it cannot be sent)."""
+    payload, buffers = encode_json(value, "return value")
+    check_size("return value", payload, buffers, options.max_message_size)
+    return CallResult(call_id, True, payload, buffers)
+
+
 def _run(
     request: CallRequest, options: WorkerOptions, fetch: SessionFetcher | None, entry: ServerFunction | None = None
 ) -> CallResult:
@@ -204,18 +238,13 @@ def _run(
     try:
         if entry is None:
             raise NoServerFunctionError(f"no server function named {request.name!r}")
-        user = User(request.user[0], frozenset(request.user[1])) if request.user is not None else None
+        user = call_user(request)
         _check_user(entry, user, request.caller[0])
         args, kwargs = decode_arguments(request.payload, request.buffers, options.max_values)
         state, arrived = _call_session(request, options, fetch)
-        context = CallContext(request.caller[0], request.caller[1], request.name, str(request.call_id), user)
-        with redirect_stdout(output), redirect_stderr(output), server.running_call(state, context):
-            value = entry.function(*args, **kwargs)
-            if inspect.iscoroutine(value):
-                value = asyncio.run(value)
-        payload, buffers = encode_json(value, "return value")
-        check_size("return value", payload, buffers, options.max_message_size)
-        result = CallResult(request.call_id, True, payload, buffers)
+        with redirect_stdout(output), redirect_stderr(output), server.running_call(state, call_context(request, user)):
+            value = run_function(entry.function, args, kwargs)
+        result = value_result(request.call_id, value, options)
         if state.value is not None:  # the call used its session: send it back if it changed
             session_out, session_buffers = encode_json(state.value, "session")
             check_size("server.session", session_out, session_buffers, options.max_message_size)
