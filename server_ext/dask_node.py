@@ -1,7 +1,8 @@
 """The greenroom runtime on a Dask worker: :class:`RuntimeNode`, a Dask actor, one per worker.
 
 A node is the local runtime again, on that machine: per notebook version a template (the notebooks
-loaded once) and the workers it forks, fresh or persistent as the host's options say.  The host drives
+loaded once) and the workers it forks, fresh or persistent as the host's options say, and the processes
+of the background tasks the host starts here (:mod:`~greenroom.server_ext.dask_tasks`).  The host drives
 it with actor calls: ``load`` a version (the notebooks' texts and the modules beside them), ``run`` a call,
 ``resume`` it with the host's answer to a request its server code made (a nested call, the session's
 first use), ``kill`` it.  ``run`` and ``resume`` return the call's next event: its result, or the request
@@ -28,6 +29,7 @@ from greenroom.protocol import CallRequest, Kind, Reply, Request, SessionParts
 from greenroom.wire import Part, parse_route
 
 from .config import HostConfig
+from .dask_tasks import NodeTasks, TaskMessages
 from .generation import Generation
 from .generation_parts import NotebookSource, RuntimePlace
 from .identity import Caller
@@ -54,16 +56,6 @@ class NodeCall:
     finished: bool = False
 
 
-class _NoTasks:
-    """Background tasks run on the host's own machine for now: a node refuses server code's task requests."""
-
-    async def serve(self, link: Link, generation: Generation) -> None:
-        link.close()
-
-    async def answer(self, caller: Caller, request: Request) -> Reply:
-        return Reply.of_error(errors.GreenroomError("background tasks are not available to calls run on Dask"))
-
-
 class RuntimeNode:
     """The runtime on one Dask worker (a Dask actor: ``client.submit(RuntimeNode, options, actor=True)``)."""
 
@@ -76,6 +68,7 @@ class RuntimeNode:
         self.generations: dict[int, Generation] = {}
         self.listener: RuntimeListener | None = None
         self.calls: dict[int, NodeCall] = {}
+        self.task_hooks = NodeTasks(self.config.max_message_size, self._relay_task_request)
 
     async def _start(self) -> None:
         if self.listener is not None:
@@ -107,7 +100,7 @@ class RuntimeNode:
             self.loop_tasks,
             nested_call=self._relay_call,
             lend_session=self._relay_session,
-            task_hooks=_NoTasks(),
+            task_hooks=self.task_hooks,
             on_lost=lambda _: None,
             on_ended=self._ended,
         )
@@ -223,15 +216,41 @@ class RuntimeNode:
     async def _relay_session(self, link: Link) -> Reply:
         return await self._ask_host(link, Request(Kind.SESSION, 0))
 
+    async def _relay_task_request(self, caller: Caller, request: Request) -> Reply:
+        call = self.calls.get(int(caller.client_id)) if caller.client_id.isdigit() else None
+        if call is None or call.link is None:
+            return Reply.of_error(errors.WireError("a background task request outside a call"))
+        asked = Request(request.kind, 0, request.name, request.payload, request.buffers)
+        return await self._ask_host(call.link, asked)
+
+    # -- background tasks (the host's TaskManager drives them through a RemoteTaskLink) --------
+    async def spawn_task(self, number: int, task_id: str) -> bool:
+        """Start task ``task_id``'s process on version ``number``; True once it has connected."""
+        generation = self.generations.get(number)
+        if generation is None or generation.retired:
+            return False
+        return await self.task_hooks.spawn(generation, task_id)
+
+    async def task_receive(self, task_id: str) -> TaskMessages:
+        return await self.task_hooks.receive(task_id)
+
+    async def task_send(self, task_id: str, parts: list[bytes]) -> None:
+        self.task_hooks.send(task_id, parts)
+
+    async def task_kill(self, task_id: str) -> None:
+        self.task_hooks.kill(task_id)
+
     async def status(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "versions": sorted(self.generations),
             "busy_workers": sum(g.busy for g in self.generations.values()),
             "calls": len(self.calls),
+            "tasks": len(self.task_hooks.tasks),
         }
 
     async def close(self) -> None:
+        self.task_hooks.kill_all()
         for generation in list(self.generations.values()):
             generation.stop()
         with contextlib.suppress(Exception):

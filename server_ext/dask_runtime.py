@@ -26,8 +26,9 @@ from greenroom.protocol import CallRequest, CallResult, Kind, Reply, Request
 from greenroom.wire import Part, parse_route
 
 from .config import HostConfig
+from .dask_tasks import RemoteTaskLink, spawn_on
 from .generation import Generation
-from .generation_parts import NestedCall
+from .generation_parts import NestedCall, TaskHooks
 from .identity import Caller
 from .sessions import Sessions
 
@@ -38,6 +39,10 @@ CONNECT_TIMEOUT = 10.0
 #: ``.py`` files beside the notebooks travel with each version, up to this many and this many bytes.
 MAX_MODULES = 500
 MAX_MODULE_BYTES = 32 << 20
+#: Seconds for a worker to start its runtime actor (a worker that has just gone never does).
+NODE_START_TIMEOUT = 5.0
+#: Seconds a worker found gone gets no calls, even if the scheduler still lists it.
+LOST_FOR = 30.0
 
 
 @dataclass(eq=False)
@@ -68,7 +73,7 @@ AnswerRequest = Callable[[Caller, Request, RemoteCall], Awaitable[Reply]]
 class DaskRuntime:
     """The host's connection to a Dask cluster, and the nodes on its workers."""
 
-    def __init__(self, config: HostConfig, root: str, log: logging.Logger) -> None:
+    def __init__(self, config: HostConfig, root: str, log: logging.Logger, task_hooks: TaskHooks) -> None:
         try:
             import distributed  # noqa: F401
         except ImportError:
@@ -79,8 +84,11 @@ class DaskRuntime:
         self.config = config
         self.root = root
         self.log = log
+        self.task_hooks = task_hooks
         self.client: Any = None
         self.nodes: dict[str, Node] = {}
+        #: Workers found gone (address -> when) that the scheduler may still list for a moment.
+        self.lost: dict[str, float] = {}
         self.modules: dict[int, dict[str, bytes]] = {}
         self.background: set[asyncio.Task[None]] = set()
         self._connecting = asyncio.Lock()
@@ -94,6 +102,7 @@ class DaskRuntime:
                     with contextlib.suppress(Exception):
                         await self.client.close()
                 self.nodes.clear()
+                self.lost.clear()
                 try:
                     self.client = await Client(  # type: ignore[no-untyped-call]
                         self.config.dask_scheduler,
@@ -120,18 +129,38 @@ class DaskRuntime:
             raise errors.ExecutionTerminatedError(f"the Dask cluster at {self.config.dask_scheduler} has no workers")
         for address in [address for address in self.nodes if address not in workers]:
             del self.nodes[address]
-        for address in workers:
-            if address not in self.nodes:
-                from .dask_node import RuntimeNode
-
-                options = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
-                with client.as_current():
-                    future = client.submit(
-                        RuntimeNode, options, actor=True, workers=[address], allow_other_workers=False, pure=False
-                    )
-                    actor = await future
-                self.nodes[address] = Node(address, actor)
+        now = asyncio.get_running_loop().time()
+        for address in [a for a, when in self.lost.items() if a not in workers or now - when > LOST_FOR]:
+            del self.lost[address]  # the scheduler has dropped it too, or it is tried again
+        new = [address for address in workers if address not in self.nodes and address not in self.lost]
+        created = await asyncio.gather(*(self._start_node(client, address) for address in new), return_exceptions=True)
+        for address, node in zip(new, created, strict=True):
+            if isinstance(node, Node):
+                self.nodes[address] = node
+            else:
+                self.log.warning("could not start greenroom on Dask worker %s: %r", address, node)
+        if not self.nodes:
+            raise errors.ExecutionTerminatedError(
+                f"no worker of the Dask cluster at {self.config.dask_scheduler} could run greenroom"
+            )
         return min(self.nodes.values(), key=lambda node: (generation.number not in node.loaded, node.calls))
+
+    async def _start_node(self, client: Any, address: str) -> Node:
+        """The runtime actor on worker ``address`` (a worker that went away meanwhile: TimeoutError)."""
+        from .dask_node import RuntimeNode
+
+        options = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        async with asyncio.timeout(NODE_START_TIMEOUT):
+            with client.as_current():
+                future = client.submit(
+                    RuntimeNode, options, actor=True, workers=[address], allow_other_workers=False, pure=False
+                )
+                return Node(address, await future)
+
+    def _lose(self, node: Node) -> None:
+        """``node``'s worker is gone: no call goes there, even while the scheduler still lists it."""
+        self.nodes.pop(node.address, None)
+        self.lost[node.address] = asyncio.get_running_loop().time()
 
     async def _load_quietly(self, node: Node, generation: Generation) -> None:
         try:
@@ -216,7 +245,7 @@ class DaskRuntime:
                 node.actor.kill(request.call_id)  # the timeout: the node's template kills the worker
             raise
         except (OSError, RuntimeError) as error:
-            self.nodes.pop(node.address, None)
+            self._lose(node)
             raise errors.ExecutionTerminatedError(f"the Dask worker {node.address} was lost: {error}") from None
         finally:
             node.calls -= 1
@@ -244,6 +273,8 @@ class DaskRuntime:
                 return await nested_call(
                     caller, asked.name, asked.payload, asked.buffers, f"{queue_key}>", asked.session
                 )
+            if asked.kind in Kind.TASK_REQUESTS:
+                return await self.task_hooks.answer(caller, asked)
             return Reply.of_error(errors.WireError(f"server code on Dask may not ask for {asked.kind!r}"))
 
         try:
@@ -263,6 +294,11 @@ class DaskRuntime:
         finally:
             remote.closed = True
             sessions.finish(remote, result)  # type: ignore[arg-type]  # a remote call stands for its link
+
+    async def spawn_task(self, generation: Generation, task_id: str) -> RemoteTaskLink:
+        """Start background task ``task_id``'s process on a node with ``generation`` loaded."""
+        node = await self.ready_node(generation)
+        return await spawn_on(node.actor, node.address, generation.number, task_id, lambda: self._lose(node))
 
     def status(self) -> dict[str, Any]:
         return {

@@ -101,7 +101,9 @@ class Host:
         self._last_forced_reload = float("-inf")
         self.call_log = CallLog(data_dir, self.log) if config.call_log else None
         #: The Dask cluster calls run on, when ``dask_scheduler`` is set.
-        self.dask = DaskRuntime(config, self.root, self.log) if config.dask_scheduler else None
+        self.dask = DaskRuntime(config, self.root, self.log, self.background) if config.dask_scheduler else None
+        if self.dask is not None:
+            self.background.spawn_remote = self.dask.spawn_task  # background tasks run on the cluster too
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:

@@ -21,8 +21,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from greenroom import errors
@@ -31,11 +30,12 @@ from greenroom.taskmessages import TaskStatus, TaskUpdate
 from greenroom.wire import Part, Parts, Route
 
 from .config import HostConfig
+from .dask_tasks import RemoteTaskLink
 from .generation import Generation
 from .generation_parts import NestedCall
 from .identity import Caller
-from .links import Link
 from .looptasks import LoopTasks
+from .taskrecord import PushTo, RunningTaskLink, TaskRecord, may_see
 from .taskstore import INLINE_LIMIT, TaskStore
 
 __all__ = ["PushTo", "TaskManager"]
@@ -48,37 +48,6 @@ MAX_PENDING = 1000
 PRUNE_INTERVAL = 3600.0
 #: Ended tasks kept in memory (the rest are read back from their records when asked for).
 KEEP_ENDED = 1000
-#: Sends a pushed message (a task's news) to one client connection.
-PushTo = Callable[[Parts], None]
-
-
-@dataclass(eq=False)
-class TaskRecord:
-    """One task as the host holds it."""
-
-    update: TaskUpdate
-    caller: Caller
-    payload: Part
-    buffers: list[Part]
-    generation: Generation | None = None
-    link: Link | None = None
-    kill_reason: BaseException | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    watchers: dict[object, PushTo] = field(default_factory=dict)
-
-    @property
-    def user(self) -> str:
-        return self.caller.user.name if self.caller.user is not None else ""
-
-
-def may_see(caller: Caller | None, user: str, session: str) -> bool:
-    """Whether ``caller`` may watch or list a task launched by ``user`` in ``session`` (None: server code)."""
-    if caller is None or caller.owner or caller.client_type == "server":
-        return True
-    if user and caller.user is not None and caller.user.name == user:
-        return True
-    return caller.session_key == session
 
 
 class TaskManager:
@@ -103,6 +72,9 @@ class TaskManager:
         self.pending: deque[TaskRecord] = deque()
         self.running = 0
         self.stopping = False
+        #: Starts a task's process away from the host (on a Dask worker) and returns its link; None: the
+        #: serving generation's template forks it here.
+        self.spawn_remote: Callable[[Generation, str], Awaitable[RemoteTaskLink]] | None = None
 
     async def start(self) -> None:
         missing = await self.store.open()
@@ -236,11 +208,7 @@ class TaskManager:
             record = self.pending.popleft()
             generation = self.serving()
             name = record.update.name
-            if (
-                generation is None
-                or name not in generation.task_names
-                or not generation.spawn_task(record.update.task_id)
-            ):
+            if generation is None or name not in generation.task_names or not self._spawn(generation, record):
                 self._end(
                     record, TaskStatus.FAILED, errors.ExecutionTerminatedError(f"{name}: no runtime could start it")
                 )
@@ -257,6 +225,24 @@ class TaskManager:
                 record.timers.append(loop.call_later(self.config.task_timeout, self.kill, record, stopped))
             self._changed(record)
 
+    def _spawn(self, generation: Generation, record: TaskRecord) -> bool:
+        if self.spawn_remote is None:
+            return generation.spawn_task(record.update.task_id)
+        self.loop_tasks.spawn(self._serve_remote(generation, record))
+        return True
+
+    async def _serve_remote(self, generation: Generation, record: TaskRecord) -> None:
+        assert self.spawn_remote is not None
+        try:
+            link = await self.spawn_remote(generation, record.update.task_id)
+        except (errors.GreenroomError, OSError) as error:
+            self._end(record, TaskStatus.FAILED, error)
+            return
+        if record.update.ended_status is not None:
+            link.kill()  # it ended meanwhile (START_TIMEOUT, the host stopping): so does its process
+            return
+        await self.serve(link, generation)
+
     def _not_started(self, record: TaskRecord) -> None:
         if record.link is None and record.update.ended_status is None:
             self._end(
@@ -265,7 +251,7 @@ class TaskManager:
                 errors.ExecutionTerminatedError(f"the task's process did not start within {START_TIMEOUT:g} s"),
             )
 
-    async def serve(self, link: Link, generation: Generation) -> None:
+    async def serve(self, link: RunningTaskLink, generation: Generation) -> None:
         """Run a task's process's link: hand it its call, then read its state and result until it ends."""
         record = self.records.get(link.task_id)
         if (
@@ -279,7 +265,7 @@ class TaskManager:
         record.link = link
         link.caller, link.queue_key = record.caller, f"task:{link.task_id}"
         if record.kill_reason is not None:
-            generation.kill(link)
+            self._stop_process(record)
         caller = record.caller
         request = CallRequest(
             0, record.update.name, (caller.client_type, caller.client_id), record.payload, record.buffers
@@ -308,7 +294,7 @@ class TaskManager:
                 )
                 self._end(record, TaskStatus.KILLED if record.kill_reason else TaskStatus.FAILED, reason)
 
-    def _dispatch(self, record: TaskRecord, link: Link, route: Route, parts: Parts) -> None:
+    def _dispatch(self, record: TaskRecord, link: RunningTaskLink, route: Route, parts: Parts) -> None:
         kind = route["kind"]
         if kind == Kind.STATE:
             nbuf = route.get("nbuf", 0)
@@ -330,7 +316,7 @@ class TaskManager:
         else:
             raise errors.WireError(f"unexpected message kind {kind!r} from a task")
 
-    async def _answer_task(self, record: TaskRecord, link: Link, request: Request) -> None:
+    async def _answer_task(self, record: TaskRecord, link: RunningTaskLink, request: Request) -> None:
         if request.kind == Kind.CALL:
             reply = await self.nested_call(
                 record.caller, str(request.name), request.payload, request.buffers, f"{link.queue_key}>", None
@@ -357,8 +343,15 @@ class TaskManager:
             self._end(record, TaskStatus.KILLED, reason)
             return
         record.kill_reason = record.kill_reason or reason
-        if record.link is not None and record.generation is not None:
-            record.generation.kill(record.link)  # the link's end records it as killed
+        self._stop_process(record)  # the link's end records it as killed
+
+    @staticmethod
+    def _stop_process(record: TaskRecord) -> None:
+        """Kill a running task's process group: through its node on Dask, else through its template."""
+        if isinstance(record.link, RemoteTaskLink):
+            record.link.kill()
+        elif record.link is not None and record.generation is not None:
+            record.generation.kill(record.link)
 
     def _end(self, record: TaskRecord, status: str, outcome: BaseException | tuple[Part, list[Part]]) -> None:
         update = record.update

@@ -33,11 +33,38 @@ def server_files(jp_root_dir: Any) -> Any:
 
 
 @pytest.fixture
-def jp_server_config(server_files: Any, greenroom_config: dict[str, Any]) -> Config:
+def runtime() -> str:
+    """Where calls run: ``local`` (the host's own processes) or ``dask`` (the session's Dask cluster).
+    Parametrize with :data:`helpers.BOTH_RUNTIMES` to run a test on each."""
+    return "local"
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real ``dask scheduler`` and two ``dask worker`` processes on loopback, shared by the tests that run
+    on the Dask runtime (started by the first of them)."""
+    pytest.importorskip("distributed", reason="the Dask runtime needs greenroom[dask]")
+    from processes import start_dask_cluster, stop_dask_cluster
+
+    cluster = start_dask_cluster(tmp_path_factory.mktemp("dask-shared"))
+    yield cluster
+    stop_dask_cluster(cluster)
+
+
+@pytest.fixture
+def runtime_config(runtime: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if runtime == "dask":
+        return {"dask_scheduler": request.getfixturevalue("dask_cluster")["address"]}
+    assert runtime == "local", runtime
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(server_files: Any, greenroom_config: dict[str, Any], runtime_config: dict[str, Any]) -> Config:
     return Config(
         {
             "ServerApp": {"jpserver_extensions": {"greenroom.server_ext": True}},
-            "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **greenroom_config},
+            "GreenroomApp": {"reload_poll_interval": 0.2, "prefork": 1, **runtime_config, **greenroom_config},
         }
     )
 

@@ -14,12 +14,16 @@ import uuid
 from typing import Any
 
 import nbformat
+import pytest
 
 from greenroom import BlobMedia, URLMedia
 from greenroom.api import Server
 from greenroom.connection import Connection, Endpoint
 
 SECRET = "s3cr3t-answer-key-7f3a9c"
+
+#: Runs a test on the local runtime and again on a real Dask cluster (the ``runtime`` fixture).
+BOTH_RUNTIMES = pytest.mark.parametrize("runtime", ["local", pytest.param("dask", marks=pytest.mark.dask)])
 
 CALC_SOURCE = f'''
 import asyncio, os, time

@@ -6,9 +6,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -63,3 +66,62 @@ def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
         except (ProcessLookupError, PermissionError):
             pass
     process.log_file.close()  # type: ignore[attr-defined]
+
+
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+#: A lost worker's tasks are not retried on another (greenroom says the call was cut off instead).
+DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+
+
+def start_dask_cluster(directory: Path, workers: int = 2, port: int = 0) -> dict[str, Any]:
+    """A scheduler (on ``port``, else a free one) and ``workers`` workers named ``w0``, ``w1``... (no nanny:
+    the worker's pid is its process), every port on 127.0.0.1.  Each worker's environment says its name in
+    ``TEST_DASK_WORKER``, so server code can tell where it ran."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    command = [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    scheduler = start(
+        [*command, "--dashboard-address", "127.0.0.1:0"],
+        str(directory / "scheduler.log"),
+        env={**os.environ, **DASK_ENV},
+    )
+    cluster: dict[str, Any] = {
+        "address": address,
+        "port": port,
+        "scheduler": scheduler,
+        "workers": [],
+        "directory": directory,
+    }
+    try:
+        for index in range(workers):
+            start_dask_worker(cluster, index)
+    except AssertionError:
+        stop_dask_cluster(cluster)
+        raise
+    return cluster
+
+
+def start_dask_worker(cluster: dict[str, Any], index: int) -> None:
+    """Start worker ``w<index>`` (again, if it was lost: it replaces ``cluster["workers"][index]``) and wait
+    until the scheduler has it."""
+    directory = cluster["directory"]
+    log = directory / f"worker{index}-{time.monotonic_ns()}.log"
+    arguments = ["--host", "127.0.0.1", "--nthreads", "2", "--no-nanny", "--memory-limit", "0"]
+    arguments += ["--dashboard-address", "127.0.0.1:0", "--local-directory", str(directory / f"worker{index}")]
+    env = {**os.environ, **DASK_ENV, "TEST_DASK_WORKER": f"w{index}"}
+    process = start([DASK, "worker", cluster["address"], *arguments], str(log), env=env)
+    workers = cluster["workers"]
+    if index < len(workers):
+        stop(workers[index])  # the lost one: reaped, its log closed
+    workers[index : index + 1] = [process]
+    deadline = time.monotonic() + 60
+    while "Registered to" not in log.read_text():
+        if time.monotonic() > deadline or process.poll() is not None or cluster["scheduler"].poll() is not None:
+            raise AssertionError(f"Dask worker w{index} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def stop_dask_cluster(cluster: dict[str, Any]) -> None:
+    for process in [*cluster["workers"], cluster["scheduler"]]:
+        stop(process, grace=15)

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from processes import free_port, start, stop
+from processes import start_dask_cluster, start_dask_worker, stop_dask_cluster
 
 from greenroom import BlobMedia
 from greenroom.errors import ConnectionError as GreenroomConnectionError
@@ -20,8 +17,6 @@ from helpers import write_notebook
 
 pytest.importorskip("distributed", reason="the Dask runtime needs greenroom[dask]")
 pytestmark = pytest.mark.dask
-
-BIN = os.path.dirname(sys.executable)
 
 SOURCE = """
 import os, time
@@ -66,6 +61,23 @@ def echo(value):
 def version():
     return "v1"
 
+@server.background_task
+def tally(n):
+    for i in range(1, n + 1):
+        server.task_state["progress"] = i / n
+        time.sleep(0.01)
+    return [os.environ.get("TEST_DASK_WORKER", "host"), server.call("echo", "nested")]
+
+@server.background_task
+def stay(marker):
+    with open(marker, "w") as handle:
+        handle.write(os.environ.get("TEST_DASK_WORKER", "host"))
+    time.sleep(600)
+
+@server.callable
+def launch(name, *args):
+    return server.launch_background_task(name, *args)
+
 @server.callable(timeout=60)
 def hold(marker):
     with open(marker, "w") as handle:
@@ -74,78 +86,11 @@ def hold(marker):
 """
 
 
-def start_cluster(directory: Path, workers: int = 2, port: int = 0) -> dict:
-    """A scheduler (on ``port``, else a free one) and ``workers`` workers (no nanny: the worker's pid is its
-    process), every port on 127.0.0.1; a lost worker's calls are not retried elsewhere (allowed-failures 0)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
-    scheduler_log = directory / "scheduler.log"
-    scheduler = start(
-        [
-            os.path.join(BIN, "dask"),
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-            "--dashboard-address",
-            "127.0.0.1:0",
-        ],
-        str(scheduler_log),
-        env=env,
-    )
-    processes = [scheduler]
-    logs = []
-    for index in range(workers):
-        log = directory / f"worker{index}.log"
-        logs.append(log)
-        processes.append(
-            start(
-                [
-                    os.path.join(BIN, "dask"),
-                    "worker",
-                    address,
-                    "--host",
-                    "127.0.0.1",
-                    "--nthreads",
-                    "2",
-                    "--no-nanny",
-                    "--memory-limit",
-                    "0",
-                    "--dashboard-address",
-                    "127.0.0.1:0",
-                    "--local-directory",
-                    str(directory / f"worker{index}"),
-                    "--name",
-                    f"w{index}",
-                ],
-                str(log),
-                env=dict(env, TEST_DASK_WORKER=f"w{index}"),
-            )
-        )
-    deadline = time.monotonic() + 60
-    while not all("Registered to" in log.read_text() for log in logs):
-        if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
-            for process in processes:
-                stop(process)
-            raise AssertionError("the Dask cluster did not start:\n" + "\n".join(log.read_text() for log in logs))
-        time.sleep(0.1)
-    return {"address": address, "port": port, "scheduler": scheduler, "workers": processes[1:]}
-
-
-def stop_cluster(cluster: dict) -> None:
-    for process in [*cluster["workers"], cluster["scheduler"]]:
-        stop(process, grace=15)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running = start_cluster(tmp_path_factory.mktemp("dask"))
+    running = start_dask_cluster(tmp_path_factory.mktemp("dask"))
     yield running
-    stop_cluster(running)
+    stop_dask_cluster(running)
 
 
 @pytest.fixture
@@ -212,10 +157,40 @@ async def test_a_changed_notebook_reaches_the_workers(client, host, jp_root_dir)
     assert {(await client.call("where"))[0] for _ in range(6)} <= {"w0", "w1"}
 
 
+async def test_background_tasks_run_on_the_dask_workers_with_progress_pushed_to_the_holder(client, host, tmp_path):
+    task = await client.call("launch", "tally", 20)  # launched by server code that itself ran on Dask
+    seen = []
+    task.on_change(lambda changed: seen.append(changed.get_state().get("progress")))
+    worker, nested = await asyncio.to_thread(task.wait, 60)
+    assert worker in {"w0", "w1"} and nested == "nested"  # its nested call went through the host
+    progress = [value for value in seen if value is not None]  # None: pushed before its first state
+    assert progress and progress[-1] == 1.0 and progress == sorted(progress)  # in order, ending on the last
+    status = await client.request("status")
+    assert status["tasks_running"] == 0
+
+
+async def test_a_dask_worker_killed_under_a_task_ends_it_failed_and_tasks_run_on(client, host, cluster, tmp_path):
+    marker = tmp_path / "staying"
+    task = await client.call("launch", "stay", str(marker))
+    deadline = asyncio.get_running_loop().time() + 60
+    while not (marker.exists() and marker.read_text()):
+        assert asyncio.get_running_loop().time() < deadline, "the task never started"
+        await asyncio.sleep(0.05)
+    worker = cluster["workers"][int(marker.read_text()[1:])]
+    assert worker.pid > 1 and worker.poll() is None
+    worker.kill()  # our own child: the Dask worker running the task
+    with pytest.raises(ExecutionTerminatedError, match="was lost|ended before it finished"):
+        await asyncio.to_thread(task.wait, 60)
+    assert task.get_termination_status() == "failed"
+    survivor = await client.call("launch", "tally", 2)
+    assert (await asyncio.to_thread(survivor.wait, 60))[0] in {"w0", "w1"} - {marker.read_text()}
+    await asyncio.to_thread(start_dask_worker, cluster, int(marker.read_text()[1:]))  # for the next tests
+
+
 async def test_a_dask_worker_killed_mid_call_gives_execution_terminated_and_the_next_call_works(
     client, host, cluster, tmp_path
 ):
-    """Last in this module: it leaves the cluster one worker short."""
+    """Last but one in this module: it leaves the cluster one worker short."""
     marker = tmp_path / "holding"
     held = asyncio.ensure_future(client.call("hold", str(marker)))
     deadline = asyncio.get_running_loop().time() + 60
@@ -236,12 +211,12 @@ async def test_a_scheduler_that_goes_away_gives_a_clear_error_and_the_host_recov
 ):
     """Last in this module: it replaces the cluster (a new scheduler on the same port, new workers)."""
     assert (await client.call("where"))[0] in {"w0", "w1"}
-    stop_cluster(cluster)
+    stop_dask_cluster(cluster)
     started = asyncio.get_running_loop().time()
     with pytest.raises((ExecutionTerminatedError, GreenroomConnectionError), match="Dask"):
         await client.call("where")
     assert asyncio.get_running_loop().time() - started < 30  # within the call timeout
-    cluster.update(start_cluster(tmp_path / "again", port=cluster["port"]))
+    cluster.update(start_dask_cluster(tmp_path / "again", port=cluster["port"]))
     deadline = asyncio.get_running_loop().time() + 60
     while True:  # the host finds the cluster again by itself; calls meanwhile get clear errors
         try:

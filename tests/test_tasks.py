@@ -12,7 +12,7 @@ import pytest
 
 from greenroom import Media
 from greenroom.errors import TimeoutError as GreenroomTimeoutError
-from helpers import SECRET, wait_until, write_notebook
+from helpers import BOTH_RUNTIMES, SECRET, wait_until, write_notebook
 
 TASKS_SOURCE = f'''
 import os, time, threading
@@ -127,6 +127,7 @@ def news(task):
     return seen, ended
 
 
+@BOTH_RUNTIMES
 async def test_a_task_runs_in_the_background_and_its_progress_is_pushed_to_the_holder(client, host, tmp_path):
     gate = tmp_path / "gate"
     task = await client.call("start", "count_to", 5, 0.02, str(gate))
@@ -143,6 +144,7 @@ async def test_a_task_runs_in_the_background_and_its_progress_is_pushed_to_the_h
     assert await client.call("add", 1, 2) == 3  # calls are served meanwhile, by other workers
 
 
+@BOTH_RUNTIMES
 async def test_return_values_errors_and_bad_values_end_with_a_clear_status(client, host):
     picture = await client.call("start", "picture")
     value = await asyncio.to_thread(picture.wait, 30)
@@ -162,6 +164,7 @@ async def test_return_values_errors_and_bad_values_end_with_a_clear_status(clien
     assert SECRET not in repr(raised.value) + str(raised.value)
 
 
+@BOTH_RUNTIMES
 async def test_server_code_finds_waits_for_and_kills_tasks_and_clients_cannot(client, host, tmp_path):
     marker = tmp_path / "running"
     task = await client.call("start", "forever", str(marker))
@@ -187,6 +190,7 @@ async def test_server_code_finds_waits_for_and_kills_tasks_and_clients_cannot(cl
         await client.call("count_to", 3)  # a task is not a callable: clients start it through one
 
 
+@BOTH_RUNTIMES
 @pytest.mark.parametrize("greenroom_config", [{"max_tasks": 1, "task_timeout": 2}])
 async def test_max_tasks_queues_the_rest_and_task_timeout_kills_from_outside(client, host, tmp_path, greenroom_config):
     first_marker, second_marker = tmp_path / "first", tmp_path / "second"
@@ -202,6 +206,7 @@ async def test_max_tasks_queues_the_rest_and_task_timeout_kills_from_outside(cli
         await asyncio.to_thread(second.wait, 30)
 
 
+@BOTH_RUNTIMES
 async def test_a_flood_of_state_updates_is_coalesced_and_the_host_keeps_serving(client, host):
     task = await client.call("start", "flood", 200_000)
     seen, ended = news(task)
@@ -212,6 +217,7 @@ async def test_a_flood_of_state_updates_is_coalesced_and_the_host_keeps_serving(
     assert await client.call("add", 2, 2) == 4
 
 
+@BOTH_RUNTIMES
 async def test_a_killed_task_takes_the_processes_it_forked_with_it(client, host, tmp_path):
     pid_file = tmp_path / "child.pid"
     task = await client.call("start", "with_children", str(pid_file))
