@@ -50,10 +50,10 @@ class Link(w.Button):
     """A button that looks like a link; ``on_click`` as usual, or ``Link("text", to=make_form)``."""
 
     def __init__(self, description: str = "", to: Callable[[], w.Widget] | None = None, **kwargs: Any) -> None:
+        # Look and classes go in at construction: the frontend gets them with the widget, not as updates.
+        kwargs.setdefault("style", w.ButtonStyle(button_color="transparent", text_color="#1565c0"))
+        kwargs.setdefault("layout", w.Layout(width="auto"))
+        kwargs["_dom_classes"] = (*kwargs.get("_dom_classes", ()), "greenroom-link")
         super().__init__(description=description, **kwargs)
-        self.add_class("greenroom-link")
-        self.style.button_color = "transparent"
-        self.style.text_color = "#1565c0"
-        self.layout.width = "auto"
         if to is not None:
             self.on_click(lambda _: open_form(to()))

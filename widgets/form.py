@@ -66,31 +66,34 @@ class Form(w.VBox):
     busy = Bool(False, help="True while one of the Form's handlers runs (kernel side only).")
 
     def __init__(self, **kwargs: Any) -> None:
+        # Classes and children go in at construction: the frontend gets them with the widget, not as updates.
         self._indicator = indicator.widget()
-        self._error = w.HTML(layout=w.Layout(display="none"))
-        self._error.add_class(ERROR_CLASS)
+        self._error = w.HTML(layout=w.Layout(display="none"), _dom_classes=(ERROR_CLASS,))
         self._handler_lock = threading.RLock()
         self._depth = 0
         self._finished_at = -REPEAT_WINDOW
+        kwargs["_dom_classes"] = (*kwargs.get("_dom_classes", ()), "greenroom-form")
+        kwargs["children"] = self._with_chrome(kwargs.get("children", ()))
         super().__init__(**kwargs)
-        self.add_class("greenroom-form")
         self._ensure_chrome()
 
     @observe("children")
     def _children_changed(self, change: dict[str, Any]) -> None:
         self._ensure_chrome()
 
-    def _ensure_chrome(self) -> None:
+    def _own(self, children: Iterable[w.Widget]) -> list[w.Widget]:
+        """``children`` without the Form's error line and indicator (a closed indicator is replaced)."""
+        return [child for child in children if child is not self._error and not isinstance(child, LoadingIndicator)]
+
+    def _with_chrome(self, children: Iterable[w.Widget]) -> tuple[w.Widget, ...]:
         self._indicator = indicator.widget()
-        own = [
-            child
-            for child in self.children
-            if child is not self._error and not isinstance(child, LoadingIndicator)  # a closed one is replaced
-        ]
-        wanted = (*own, self._error, self._indicator)
+        return (*self._own(children), self._error, self._indicator)
+
+    def _ensure_chrome(self) -> None:
+        wanted = self._with_chrome(self.children)
         if tuple(self.children) != wanted:
             self.children = wanted
-        self._adopt(own)
+        self._adopt(self._own(wanted))
 
     def _adopt(self, widgets: Iterable[w.Widget]) -> None:
         for widget in widgets:
