@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,8 @@ __all__ = ["DaskRuntime"]
 
 #: Seconds to reach the scheduler before a call says it cannot.
 CONNECT_TIMEOUT = 10.0
-#: ``.py`` files beside the notebooks travel with each version, up to this many and this many bytes.
+#: Modules beside the server notebooks (``.py`` files and ordinary notebooks) travel with each version, up to
+#: this many files and this many bytes.
 MAX_MODULES = 500
 MAX_MODULE_BYTES = 32 << 20
 #: Seconds for a worker to start its runtime actor (a worker that has just gone never does).
@@ -92,6 +93,7 @@ class DaskRuntime:
         self.modules: dict[int, dict[str, bytes]] = {}
         self.background: set[asyncio.Task[None]] = set()
         self._connecting = asyncio.Lock()
+        self._discovering = asyncio.Lock()
 
     async def _client(self) -> Any:
         from distributed import Client
@@ -132,13 +134,14 @@ class DaskRuntime:
         now = asyncio.get_running_loop().time()
         for address in [a for a, when in self.lost.items() if a not in workers or now - when > LOST_FOR]:
             del self.lost[address]  # the scheduler has dropped it too, or it is tried again
-        new = [address for address in workers if address not in self.nodes and address not in self.lost]
-        created = await asyncio.gather(*(self._start_node(client, address) for address in new), return_exceptions=True)
-        for address, node in zip(new, created, strict=True):
-            if isinstance(node, Node):
-                self.nodes[address] = node
-            else:
-                self.log.warning("could not start greenroom on Dask worker %s: %r", address, node)
+        async with self._discovering:  # calls that arrive together start each worker's runtime once
+            new = [address for address in workers if address not in self.nodes and address not in self.lost]
+            started = await asyncio.gather(*(self._start_node(client, a) for a in new), return_exceptions=True)
+            for address, node in zip(new, started, strict=True):
+                if isinstance(node, Node):
+                    self.nodes[address] = node
+                else:
+                    self.log.warning("could not start greenroom on Dask worker %s: %r", address, node)
         if not self.nodes:
             raise errors.ExecutionTerminatedError(
                 f"no worker of the Dask cluster at {self.config.dask_scheduler} could run greenroom"
@@ -177,7 +180,8 @@ class DaskRuntime:
                 return
             modules = self.modules.get(generation.number)
             if modules is None:
-                modules = await asyncio.to_thread(read_modules, self.root)
+                sources = {str(source["notebook"]) for source in generation.sources}
+                modules = await asyncio.to_thread(read_modules, self.root, sources)
                 self.modules = {generation.number: modules}
             loaded = await node.actor.load(generation.number, generation.sources, modules)
             if loaded["errors"]:
@@ -321,16 +325,18 @@ class DaskRuntime:
                 await self.client.close()
 
 
-def read_modules(root: str) -> dict[str, bytes]:
-    """The ``.py`` files under ``root`` (not in hidden folders), by relative path: they travel with the
-    notebooks, at most :data:`MAX_MODULES` files and :data:`MAX_MODULE_BYTES` bytes."""
+def read_modules(root: str, sources: Collection[str] = ()) -> dict[str, bytes]:
+    """The modules server code may import, under ``root`` (not in hidden folders), by relative path: ``.py``
+    files and notebooks other than ``sources`` (the server notebooks, which travel as the version's
+    sources).  At most :data:`MAX_MODULES` files and :data:`MAX_MODULE_BYTES` bytes."""
     found: dict[str, bytes] = {}
     total = 0
     for directory, subfolders, files in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         for name in sorted(files):
             path = os.path.join(directory, name)
-            if not name.endswith(".py") or len(found) >= MAX_MODULES or not os.path.isfile(path):
+            module = name.endswith(".py") or (name.endswith(".ipynb") and os.path.relpath(path, root) not in sources)
+            if not module or len(found) >= MAX_MODULES or not os.path.isfile(path):
                 continue
             size = os.path.getsize(path)
             if total + size > MAX_MODULE_BYTES:

@@ -15,6 +15,7 @@ from greenroom.errors import (
     SerializationError,
     TimeoutError,
 )
+from helpers import BOTH_RUNTIMES
 
 
 async def test_call_returns_result(client):
@@ -22,6 +23,7 @@ async def test_call_returns_result(client):
     assert await client.call("custom_name") == "renamed"
 
 
+@BOTH_RUNTIMES
 async def test_values_round_trip(client):
     aware = datetime.datetime(2026, 5, 17, 9, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     naive = datetime.datetime(2026, 5, 17, 9, 30, 15, 123)
@@ -46,6 +48,7 @@ async def test_unknown_function_names_it(client):
         await client.call("nope")
 
 
+@BOTH_RUNTIMES
 async def test_builtin_exception_kept_with_frames_without_source(client):
     with pytest.raises(ZeroDivisionError) as caught:
         await client.call("divide", 1, 0)
@@ -56,6 +59,7 @@ async def test_builtin_exception_kept_with_frames_without_source(client):
     assert "return a / b" not in shown and 'File "<server notebook calc.server.ipynb, cell 1>", line 22' in shown
 
 
+@BOTH_RUNTIMES
 async def test_unknown_exception_type_becomes_remote_error(client):
     with pytest.raises(RemoteError) as caught:
         await client.call("hidden_error")
@@ -84,11 +88,13 @@ async def test_cycle_is_refused(client):
         await client.call("echo", loop)
 
 
+@BOTH_RUNTIMES
 async def test_bad_return_value(client):
     with pytest.raises(SerializationError, match="return value: set"):
         await client.call("bad_return")
 
 
+@BOTH_RUNTIMES
 async def test_timeout_stops_the_call_and_next_call_works(client, host):
     with pytest.raises(TimeoutError, match="short_fuse"):
         await client.call("short_fuse")
@@ -102,6 +108,7 @@ async def test_global_timeout(client, host):
     assert await client.call("slow", 0) == 0
 
 
+@BOTH_RUNTIMES
 async def test_worker_exit_then_next_call_works(client, jp_fetch):
     with pytest.raises(ExecutionTerminatedError):
         await client.call("crash")
@@ -110,14 +117,17 @@ async def test_worker_exit_then_next_call_works(client, jp_fetch):
     assert response.code == 200
 
 
+@BOTH_RUNTIMES
 async def test_server_to_server_call(client):
     assert await client.call("nested", 2, 3) == 50
 
 
+@BOTH_RUNTIMES
 async def test_context_names_the_caller(client):
     assert await client.call("whoami") == ["user", "whoami"]
 
 
+@BOTH_RUNTIMES
 async def test_async_server_function(client):
     assert await client.call("later", 21) == 42
 
@@ -133,6 +143,7 @@ async def test_bad_names_rejected_before_sending(client):
         await client.call("x" * 1000)
 
 
+@BOTH_RUNTIMES
 async def test_concurrent_calls_are_not_mixed_up(client):
     import asyncio
 
@@ -140,6 +151,7 @@ async def test_concurrent_calls_are_not_mixed_up(client):
     assert results == [i + 1000 for i in range(30)]
 
 
+@BOTH_RUNTIMES
 async def test_timeout_also_stops_the_server_to_server_calls_it_made(client, host):
     from helpers import wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import KernelError, write_notebook
+from helpers import BOTH_RUNTIMES, KernelError, write_notebook
 
 SHARED_PY = "GREETING = 'hello'\n\ndef shout(text):\n    return text.upper() + '!'\n"
 HELPER_NB = "%config Application.log_level = 'WARN'\ndef double(x):\n    return 2 * x\n"
@@ -22,6 +22,7 @@ def server_files(jp_root_dir):
     return jp_root_dir
 
 
+@BOTH_RUNTIMES
 async def test_server_notebook_imports_py_and_ipynb_modules(client):
     assert await client.call("greet", "ada") == "HELLO ADA!4"
 

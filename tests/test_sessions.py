@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from helpers import wait_until, write_notebook
+from helpers import BOTH_RUNTIMES, wait_until, write_notebook
 
 SOURCE = """
 import time
@@ -52,6 +52,7 @@ def server_files(jp_root_dir):
     return jp_root_dir
 
 
+@BOTH_RUNTIMES
 @pytest.mark.parametrize("greenroom_config", [{}, {"persistent": True, "workers": 4}], ids=["fresh", "persistent"])
 async def test_concurrent_calls_of_one_session_lose_no_changes(client, host, greenroom_config):
     counts = await asyncio.gather(*(client.call("attempt", n) for n in range(12)))
@@ -59,6 +60,7 @@ async def test_concurrent_calls_of_one_session_lose_no_changes(client, host, gre
     assert await client.call("tries") == 12
 
 
+@BOTH_RUNTIMES
 async def test_calls_that_never_touch_the_session_do_not_wait_for_one_that_does(client, host):
     finished: list[str] = []
 
@@ -77,6 +79,7 @@ async def test_calls_that_never_touch_the_session_do_not_wait_for_one_that_does(
     assert finished == ["adds", "hold"]
 
 
+@BOTH_RUNTIMES
 async def test_a_nested_call_shares_its_callers_view_of_the_session(client, host):
     assert await client.call("outer") == {"outer": 1, "inner": 2}
     await client.call("put", "later", 3)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import Client
+from helpers import BOTH_RUNTIMES, Client
 
 
+@BOTH_RUNTIMES
 async def test_fresh_state_wipes_globals(client):
     assert [await client.call("bump") for _ in range(3)] == [1, 1, 1]
 
 
+@BOTH_RUNTIMES
 @pytest.mark.parametrize("greenroom_config", [{"persistent": True, "workers": 1}])
 async def test_persistent_keeps_globals(client, greenroom_config):
     assert [await client.call("bump") for _ in range(3)] == [1, 2, 3]
 
 
+@BOTH_RUNTIMES
 @pytest.mark.parametrize("greenroom_config", [{}, {"persistent": True}], ids=["fresh", "persistent"])
 async def test_session_kept_per_connection(client, host, base_url, jp_serverapp, greenroom_config):
     await client.call("session_put", "name", "ada")
@@ -28,6 +31,7 @@ async def test_session_kept_per_connection(client, host, base_url, jp_serverapp,
     assert await client.call("session_get", "name") == "ada"
 
 
+@BOTH_RUNTIMES
 async def test_session_values_follow_the_argument_rules(client):
     await client.call("session_put", "name", "ada")
     with pytest.raises(client.server.SerializationError, match=r"session\['bad'\]: set"):
