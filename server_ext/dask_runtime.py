@@ -42,6 +42,8 @@ MAX_MODULES = 500
 MAX_MODULE_BYTES = 32 << 20
 #: Seconds for a worker to start its runtime actor (a worker that has just gone never does).
 NODE_START_TIMEOUT = 5.0
+#: Seconds between asking the scheduler which workers it has (new workers get calls after at most this).
+WORKERS_REFRESH = 2.0
 #: Seconds a worker found gone gets no calls, even if the scheduler still lists it.
 LOST_FOR = 30.0
 
@@ -88,6 +90,9 @@ class DaskRuntime:
         self.task_hooks = task_hooks
         self.client: Any = None
         self.nodes: dict[str, Node] = {}
+        #: The scheduler's workers (addresses) as last asked, and when (loop time).
+        self.workers: list[str] = []
+        self.workers_seen = float("-inf")
         #: Workers found gone (address -> when) that the scheduler may still list for a moment.
         self.lost: dict[str, float] = {}
         self.modules: dict[int, dict[str, bytes]] = {}
@@ -124,14 +129,15 @@ class DaskRuntime:
         """The least busy node that has ``generation`` loaded (else the least busy), creating the nodes of
         workers seen for the first time."""
         client = await self._client()
-        workers = sorted(client.scheduler_info().get("workers", {}))  # refreshed by the client every 2 s
-        if not workers:  # a new client's view is empty until its first refresh: ask now
-            workers = sorted((await client.scheduler.identity()).get("workers", {}))
+        now = asyncio.get_running_loop().time()
+        if not self.nodes or now - self.workers_seen > WORKERS_REFRESH:  # not on every call: a scheduler round trip
+            self.workers = sorted((await client.scheduler.identity()).get("workers", {}))
+            self.workers_seen = now
+        workers = self.workers
         if not workers:
             raise errors.ExecutionTerminatedError(f"the Dask cluster at {self.config.dask_scheduler} has no workers")
         for address in [address for address in self.nodes if address not in workers]:
             del self.nodes[address]
-        now = asyncio.get_running_loop().time()
         for address in [a for a, when in self.lost.items() if a not in workers or now - when > LOST_FOR]:
             del self.lost[address]  # the scheduler has dropped it too, or it is tried again
         async with self._discovering:  # calls that arrive together start each worker's runtime once
@@ -164,6 +170,7 @@ class DaskRuntime:
         """``node``'s worker is gone: no call goes there, even while the scheduler still lists it."""
         self.nodes.pop(node.address, None)
         self.lost[node.address] = asyncio.get_running_loop().time()
+        self.workers_seen = float("-inf")  # ask the scheduler again at the next call
 
     async def _load_quietly(self, node: Node, generation: Generation) -> None:
         try:
