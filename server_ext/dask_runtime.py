@@ -110,6 +110,7 @@ class DaskRuntime:
                         await self.client.close()
                 self.nodes.clear()
                 self.lost.clear()
+                security = self._security()
                 try:
                     self.client = await Client(  # type: ignore[no-untyped-call]
                         self.config.dask_scheduler,
@@ -117,13 +118,30 @@ class DaskRuntime:
                         direct_to_workers=True,
                         set_as_default=False,
                         timeout=CONNECT_TIMEOUT,
+                        security=security,
                     )
-                except (OSError, TimeoutError) as error:
+                except (OSError, TimeoutError) as error:  # ssl.SSLError too: a certificate the cluster refused
                     self.client = None
                     raise errors.ConnectionError(
                         f"the Dask scheduler at {self.config.dask_scheduler} did not answer: {error}"
                     ) from None
             return self.client
+
+    def _security(self) -> Any:
+        """Dask's own TLS settings (its configuration: ``distributed.comm.tls.*``, e.g. from
+        ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``); a ``tls://`` scheduler without them is a clear error."""
+        from distributed.security import Security
+
+        security = Security()  # type: ignore[no-untyped-call]
+        address = self.config.dask_scheduler
+        arguments = security.get_connection_args("client")  # type: ignore[no-untyped-call]
+        if address.startswith("tls://") and arguments.get("ssl_context") is None:
+            raise errors.ConnectionError(
+                f"the Dask scheduler at {address} speaks TLS, and this host has no Dask TLS settings: set "
+                "distributed.comm.tls.ca-file, .client.cert and .client.key in Dask's configuration (or the "
+                "DASK_DISTRIBUTED__COMM__TLS__... environment variables)"
+            )
+        return security
 
     async def _node(self, generation: Generation) -> Node:
         """The least busy node that has ``generation`` loaded (else the least busy), creating the nodes of

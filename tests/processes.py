@@ -73,14 +73,18 @@ DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
 
 
-def start_dask_cluster(directory: Path, workers: int = 2, port: int = 0) -> dict[str, Any]:
-    """A scheduler (on ``port``, else a free one) and ``workers`` workers named ``w0``, ``w1``... (no nanny:
-    the worker's pid is its process), every port on 127.0.0.1.  Each worker's environment says its name in
-    ``TEST_DASK_WORKER``, so server code can tell where it ran."""
+def start_dask_cluster(
+    directory: Path, workers: int = 2, port: int = 0, tls: dict[str, str] | None = None, nanny: bool = False
+) -> dict[str, Any]:
+    """A scheduler (on ``port``, else a free one) and ``workers`` workers named ``w0``, ``w1``... (no nanny
+    unless asked: the worker's pid is then its process), every port on 127.0.0.1.  Each worker's environment
+    says its name in ``TEST_DASK_WORKER``, so server code can tell where it ran.  With ``tls`` (``ca``,
+    ``cert``, ``key``: PEM files) every connection is TLS and the address ``tls://``."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    command = [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{port}"
+    security = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]] if tls else []
+    command = [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", *security]
     scheduler = start(
         [*command, "--dashboard-address", "127.0.0.1:0"],
         str(directory / "scheduler.log"),
@@ -92,6 +96,7 @@ def start_dask_cluster(directory: Path, workers: int = 2, port: int = 0) -> dict
         "scheduler": scheduler,
         "workers": [],
         "directory": directory,
+        "options": [*security, "--nanny" if nanny else "--no-nanny"],
     }
     try:
         for index in range(workers):
@@ -107,7 +112,7 @@ def start_dask_worker(cluster: dict[str, Any], index: int) -> None:
     until the scheduler has it."""
     directory = cluster["directory"]
     log = directory / f"worker{index}-{time.monotonic_ns()}.log"
-    arguments = ["--host", "127.0.0.1", "--nthreads", "2", "--no-nanny", "--memory-limit", "0"]
+    arguments = ["--host", "127.0.0.1", "--nthreads", "2", *cluster["options"], "--memory-limit", "0"]
     arguments += ["--dashboard-address", "127.0.0.1:0", "--local-directory", str(directory / f"worker{index}")]
     env = {**os.environ, **DASK_ENV, "TEST_DASK_WORKER": f"w{index}"}
     process = start([DASK, "worker", cluster["address"], *arguments], str(log), env=env)
