@@ -33,6 +33,13 @@ MODES = {
 }
 
 
+def faults(pid: int) -> int:
+    """Minor page faults of ``pid`` and of the children it has reaped (a fresh worker's copy-on-write pages
+    show up in its template's count once reaped)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return int(fields[7]) + int(fields[8])
+
+
 def kernel_pid(kernel: Kernel) -> int:
     return int(kernel.run("import os\nprint(os.getpid())", timeout=30).strip().splitlines()[-1])
 
@@ -112,6 +119,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--py-spy", help="path to py-spy, to sample the host during the calls")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--pace-ms", type=float, default=0.0, help="time between calls (fresh: let forks keep up)")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="greenroom-profile-") as temporary, ExitStack() as stack:
         workdir = Path(temporary)
@@ -126,13 +134,15 @@ def main() -> int:
         if runtime_pid is None:
             raise BenchmarkError("no template pid")
         before = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
+        faults_before = faults(runtime_pid)
         started = time.monotonic()
         raw = workdir / "host.raw"
         budget = max(5.0, arguments.calls * 0.004)
         with sampling(arguments.py_spy, server.pid, budget, raw):
-            sample = kernel_round_trips(kernel, arguments.calls, 0)
+            sample = kernel_round_trips(kernel, arguments.calls, 0, arguments.pace_ms)
         seconds = time.monotonic() - started
         after = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
+        faults_per_call = (faults(runtime_pid) - faults_before) / arguments.calls
         per_call = [(after[i] - before[i]) / arguments.calls * 1e3 for i in range(3)]
         result = {
             "mode": arguments.mode,
@@ -141,6 +151,7 @@ def main() -> int:
             "p99_ms": round(sample.p99, 3),
             "calls_per_s": round(arguments.calls / seconds),
             "cpu_ms_per_call": dict(zip(("client", "host", "runtime"), (round(v, 3) for v in per_call), strict=True)),
+            "runtime_page_faults_per_call": round(faults_per_call),
         }
         print(json.dumps(result))
         if arguments.py_spy and raw.exists():

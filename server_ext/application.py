@@ -97,7 +97,8 @@ class GreenroomApp(ExtensionApp):
     ).tag(config=True)
     dask_scheduler = Unicode(
         "",
-        help="Address of a Dask distributed scheduler (tcp://host:8786): calls run on its workers, one greenroom "
+        help="Address of a Dask distributed scheduler (tcp:// or tls://host:8786): calls and background tasks run on "
+        "its workers, one greenroom "
         "runtime per worker, with this host in front (empty: on this machine). Needs greenroom[dask].",
     ).tag(config=True)
     max_tasks = Int(

@@ -275,6 +275,8 @@ def run_worker(options: WorkerOptions) -> None:
         signal.set_wakeup_fd(-1)
         random.seed()
         limit_memory(options.memory_limit)
+        if not options.persistent:
+            warm_up()  # copy-on-write: the pages a call writes are copied now, while idle, not during the call
         channel = Channel(options.socket, options.max_message_size)
         transport = WorkerTransport(channel, options.max_values)
         server.set_transport(transport)
