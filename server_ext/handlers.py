@@ -9,7 +9,6 @@ the ``greenroom`` resource); refusals happen before the socket opens.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +20,10 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from greenroom.errors import GreenroomError, WireError
-from greenroom.protocol import Kind, Reply, Request
-from greenroom.wire import Parts, pack, parse_route, unpack
+from greenroom.errors import WireError
+from greenroom.wire import unpack
 
+from .clientcalls import ClientCalls
 from .host import Host
 from .identity import AUTH_RESOURCE, Authenticator, Caller, authenticate
 
@@ -33,10 +32,11 @@ __all__ = ["BareCallSocketHandler", "CallChannel", "CallSocketHandler", "StatusH
 
 class CallChannel(WebSocketHandler):
     """The call channel over any tornado WebSocket handler: binary messages ``[route, payload, *buffers]`` both
-    ways (see :mod:`greenroom.protocol`), opened only for a caller an authenticator accepts."""
+    ways (see :mod:`greenroom.protocol`), opened only for a caller an authenticator accepts; the requests are
+    :class:`~greenroom.server_ext.clientcalls.ClientCalls`'."""
 
     caller: Caller
-    tasks: dict[int, asyncio.Task[None]]
+    calls: ClientCalls | None = None
 
     @property
     def host(self) -> Host:
@@ -62,7 +62,7 @@ class CallChannel(WebSocketHandler):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"message": error.log_message or ""}))
             return False
-        self.tasks = {}
+        self.calls = ClientCalls(self.host, self.caller, self._send)
         return True
 
     def open(self, *args: Any, **kwargs: Any) -> None:
@@ -71,83 +71,27 @@ class CallChannel(WebSocketHandler):
         self.set_nodelay(True)
 
     def on_message(self, message: str | bytes) -> None:
+        assert self.calls is not None  # admitted before the socket opened
         if isinstance(message, str):
-            self._reply(None, Reply.of_error(WireError("greenroom messages are binary")))
+            self.calls.refuse(WireError("greenroom messages are binary"))
             return
         try:
             parts = unpack(message, self.host.config.max_message_size)
-            request = Request.unpack(parse_route(parts[0]), parts)
         except WireError as error:
-            self._reply(None, Reply.of_error(error))
+            self.calls.refuse(error)
             return
-        request_id = request.request_id
-        if request.session is not None:
-            self._reply(request_id, Reply.of_error(WireError("only a server function's worker lends a session")))
-            return
-        if request.kind == Kind.CANCEL:
-            task = self.tasks.get(request_id)
-            if task is not None:
-                task.cancel()
-            return
-        if request_id in self.tasks:
-            self._reply(request_id, Reply.of_error(WireError(f"call id {request_id} is already in use")))
-            return
-        task = asyncio.get_running_loop().create_task(self._handle(request))
-        self.tasks[request_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(request_id, None))
+        self.calls.receive(parts)
 
-    async def _handle(self, request: Request) -> None:
-        host, kind = self.host, request.kind
+    def _send(self, data: bytes) -> bool:
         try:
-            if kind == Kind.CALL:
-                if request.name is None:
-                    reply = Reply.of_error(WireError("a call needs a string 'name'"))
-                else:
-                    reply = await host.call(self.caller, request.name, request.payload, request.buffers)
-            elif kind == Kind.FUNCTIONS:
-                reply = Reply.of_value(host.functions())
-            elif kind == Kind.STATUS:
-                reply = Reply.of_value(host.status(self.caller))
-            elif kind == Kind.RELOAD:
-                reply = await host.reload(self.caller)
-            elif kind == Kind.WATCH:
-                reply = await host.background.watch(self.caller, request.name or "", self, self._push)
-            elif kind == Kind.TASKS:
-                reply = Reply.of_value(await host.background.listing(self.caller))
-            else:
-                reply = Reply.of_error(
-                    WireError(
-                        f"unknown message kind {kind!r} (expected {', '.join(Kind.CLIENT_REQUESTS[:-1])} or "
-                        f"{Kind.CLIENT_REQUESTS[-1]})"
-                    )
-                )
-        except asyncio.CancelledError:
-            return
-        except Exception as error:
-            host.log.exception("%s request failed", kind)
-            reply = Reply.of_error(GreenroomError(f"the host failed to handle the request: {type(error).__name__}"))
-        self._reply(request.request_id, reply)
-
-    def _reply(self, request_id: int | None, reply: Reply) -> None:
-        try:
-            self.write_message(pack(reply.pack(request_id)), binary=True)
+            self.write_message(data, binary=True)
         except WebSocketClosedError:
-            pass
-
-    def _push(self, parts: Parts) -> None:
-        """Send news the client did not ask for this time (a watched task's)."""
-        try:
-            self.write_message(pack(parts), binary=True)
-        except WebSocketClosedError:
-            self.host.background.unwatch(self)
+            return False
+        return True
 
     def on_close(self) -> None:
-        self.host.background.unwatch(self)
-        for task in list(getattr(self, "tasks", {}).values()):
-            task.cancel()
-        caller = getattr(self, "caller", None)
-        if caller is not None:
-            self.host.end_session(caller)
+        if self.calls is not None:
+            self.calls.close()
 
 
 class CallSocketHandler(ExtensionHandlerMixin, WebSocketMixin, CallChannel, JupyterHandler):
