@@ -136,6 +136,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the Jupyter server's URL")
     parser.add_argument("--out", required=True, help="file to write the JSON result to")
+    parser.add_argument(
+        "--runtime-file", help="call over the local socket this host runtime file names (a process on its machine)"
+    )
     modes = parser.add_subparsers(dest="mode", required=True)
     calls = modes.add_parser("calls", help="add(1, 2) back to back")
     amount = calls.add_mutually_exclusive_group(required=True)
@@ -155,7 +158,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_arguments(argv)
-    greenroom.connect(options.url, token=os.environ.get(TOKEN_VARIABLE))
+    if options.runtime_file:
+        from greenroom.connection import Endpoint
+        from greenroom.localconnection import LocalConnection
+
+        with open(options.runtime_file, encoding="utf-8") as handle:
+            info = json.load(handle)
+        headers = {"X-Greenroom-Token": info["token"], "X-Greenroom-Kernel-Id": ""}
+        server.set_transport(LocalConnection(Endpoint(info["url"], headers, "benchmark", info["socket"])))
+    else:
+        greenroom.connect(options.url, token=os.environ.get(TOKEN_VARIABLE))
     if options.mode == "calls":
         for _ in range(WARMUP_CALLS):
             server.call_s("add", 1, 2)

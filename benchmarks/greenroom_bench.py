@@ -56,10 +56,15 @@ def kernel_round_trips(kernel: Kernel, calls: int, warmup: int, pace_ms: float =
     return Sample.from_ns(result["latencies_ns"], len(result["latencies_ns"]) / result["seconds"])
 
 
-def concurrent_rate(server: JupyterServer, plan: Plan) -> Sample:
-    """``plan.clients`` processes calling back to back for ``plan.client_seconds``: total calls/s."""
+def concurrent_rate(server: JupyterServer, plan: Plan, local: bool = False) -> Sample:
+    """``plan.clients`` processes calling back to back for ``plan.client_seconds``: total calls/s (over the
+    local call socket with ``local``, else the WebSocket)."""
     results = run_clients(
-        server, plan.clients, ["calls", "--seconds", str(plan.client_seconds)], timeout=plan.client_seconds + 60
+        server,
+        plan.clients,
+        ["calls", "--seconds", str(plan.client_seconds)],
+        timeout=plan.client_seconds + 60,
+        local=local,
     )
     latencies = [value for result in results for value in result["latencies_ns"]]
     return Sample.from_ns(latencies, sum(result["calls"] / result["seconds"] for result in results))
@@ -188,6 +193,18 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
                 ">=3000 calls/s",
                 sample.calls_per_s >= 3000,
                 f"{plan.client_seconds:g} s, latency under load; {cpu.note()}",
+            )
+        )
+        progress(f"persistent: {plan.clients} concurrent clients over the local socket")
+        with CpuMeter(server) as cpu:
+            sample = concurrent_rate(server, plan, local=True)
+        report.add(
+            Row.of(
+                f"persistent: {plan.clients} concurrent clients, local socket",
+                sample,
+                ">=10000 calls/s",
+                sample.calls_per_s >= 10000,
+                f"{plan.client_seconds:g} s, processes on the host's machine; {cpu.note()}",
             )
         )
         progress(f"persistent: driving the host to {plan.total_calls:,} calls")

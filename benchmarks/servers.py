@@ -176,6 +176,13 @@ class JupyterServer:
         serving = self.api("GET", "greenroom/api/status").get("serving") or {}
         return int(serving.get("calls_done", 0))
 
+    def runtime_file(self) -> Path:
+        """The runtime file greenroom wrote for this server (it names the local call socket)."""
+        found = sorted(self.runtime_dir.glob("greenroom-*.json"))
+        if not found:
+            raise BenchmarkError(f"{self.name}: greenroom wrote no runtime file")
+        return found[0]
+
     def template_pid(self) -> int | None:
         serving = self.api("GET", "greenroom/api/status").get("serving") or {}
         return serving.get("pid")
@@ -275,6 +282,7 @@ def run_clients(
     timeout: float,
     on_tick: Callable[[], None] | None = None,
     tokens: Sequence[str] | None = None,
+    local: bool = False,
 ) -> list[dict[str, Any]]:
     """Start ``count`` client.py processes, let them warm up, start them together, collect their results.
     ``tokens``: one per client (a hub's students), else the server's own token for all."""
@@ -283,13 +291,14 @@ def run_clients(
     outputs = [server.directory / f"client-{secrets.token_hex(4)}.json" for _ in range(count)]
     logs = [output.with_suffix(".log") for output in outputs]
     client_tokens = list(tokens) if tokens is not None else [server.token] * count
+    local_file = ["--runtime-file", str(server.runtime_file())] if local else []
     try:
         for output, log_path, token in zip(outputs, logs, client_tokens, strict=True):
             env[TOKEN_VARIABLE] = token
             with open(log_path, "wb") as log:
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, str(CLIENT_SCRIPT), server.url, "--out", str(output), *arguments],
+                        [sys.executable, str(CLIENT_SCRIPT), server.url, "--out", str(output), *local_file, *arguments],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         stderr=log,

@@ -9,6 +9,7 @@ go to the host through the worker's own channel (server-to-server calls).
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from . import errors
 from .codec import encode_arguments
 from .connection import Connection, Endpoint, find_endpoint
 from .loading import loading
+from .localconnection import LocalConnection
 from .portable import portable_class
 from .protocol import Kind, Reply
 from .registry import Policy, functions, parse_rate_limit
@@ -189,14 +191,17 @@ class Server:
                             "kernel started by JupyterLab or `jupyter server` with greenroom installed, or call "
                             "greenroom.connect(url, token=...)"
                         )
-                    self._transport = Connection(endpoint)
+                    if endpoint.socket_path and os.path.exists(endpoint.socket_path):
+                        self._transport = LocalConnection(endpoint)  # the host's own machine: its local socket
+                    else:
+                        self._transport = Connection(endpoint)
         return self._transport
 
     def set_transport(self, transport: Transport | None) -> None:
         """Use ``transport`` for every call (``None``: find the host again on the next call)."""
         with self._transport_lock:
             previous, self._transport = self._transport, transport
-        if isinstance(previous, Connection) and previous is not transport:
+        if isinstance(previous, Connection | LocalConnection) and previous is not transport:
             previous.close()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import glob
-import inspect
 import itertools
 import json
 import os
 import threading
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -28,12 +26,10 @@ from .errors import ConnectionError, GreenroomError, WireError
 from .logs import log
 from .protocol import Kind, Reply, Request
 from .taskmessages import TaskUpdate
+from .watches import TaskWatcher, TaskWatches
 from .wire import Part, Parts, pack, parse_route, unpack
 
-#: Gets a task's news, or the error that ends its watch.
-TaskWatcher = Callable[[TaskUpdate | BaseException], None]
-
-__all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
+__all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern", "watch_answered"]
 
 #: Largest message a client accepts from the host.
 CLIENT_MAX_MESSAGE = 1 << 30
@@ -51,6 +47,9 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
+    #: The host's local call socket (a kernel the host launched on its own machine), else empty.
+    socket_path: str = ""
+
     def ws_url(self) -> str:
         base = self.url if self.url.endswith("/") else self.url + "/"
         if base.startswith("https://"):
@@ -58,6 +57,16 @@ class Endpoint:
         if base.startswith("http://"):
             return "ws://" + base[len("http://") :] + WS_PATH
         raise ConnectionError(f"greenroom URL must start with http:// or https://, not {self.url!r}")
+
+
+def watch_answered(watches: TaskWatches, task_id: str, done: concurrent.futures.Future[Reply]) -> None:
+    """The host answered a watch request: a refusal ends the watch, with the reason, for its watchers."""
+    try:
+        reply = done.result()
+        if not reply.ok:
+            reply.result()
+    except Exception as error:  # noqa: BLE001 - the watch ends with the reason, told to its watchers
+        watches.end(task_id, error)
 
 
 def refusal_reason(body: bytes, limit: int = 300) -> str:
@@ -102,7 +111,8 @@ def find_endpoint() -> tuple[Endpoint | None, list[str]]:
             headers = {"Authorization": f"token {hub_token}"}
             return Endpoint(url, headers, "GREENROOM_URL in the environment, with the JupyterHub token"), tried
         headers = {"X-Greenroom-Kernel-Id": os.environ.get("GREENROOM_KERNEL_ID", ""), "X-Greenroom-Token": token}
-        return Endpoint(url, headers, "GREENROOM_URL in the environment"), tried
+        socket_path = os.environ.get("GREENROOM_SOCKET", "")
+        return Endpoint(url, headers, "GREENROOM_URL in the environment", socket_path), tried
     tried.append("GREENROOM_URL is not set (this process was not launched by a Jupyter server with greenroom)")
     pattern = runtime_file_pattern()
     candidates = sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True)
@@ -117,7 +127,8 @@ def find_endpoint() -> tuple[Endpoint | None, list[str]]:
             tried.append(f"{path}: stale (its server is not running)")
             continue
         headers = {"X-Greenroom-Token": str(info.get("token", "")), "X-Greenroom-Kernel-Id": ""}
-        return Endpoint(str(info.get("url")), headers, f"runtime file {path}"), tried
+        socket_path = info.get("socket") if isinstance(info.get("socket"), str) else ""
+        return Endpoint(str(info.get("url")), headers, f"runtime file {path}", socket_path), tried
     if not candidates:
         tried.append(f"no runtime file matches {pattern} (no greenroom host runs as this user)")
     return None, tried
@@ -135,10 +146,7 @@ class Connection:
         self._thread = threading.Thread(target=self._loop.run_forever, name="greenroom-connection", daemon=True)
         self._thread.start()
         self._ws: WebSocketClientConnection | None = None
-        #: Task id -> who watches it here (weakly held), and the last news the host pushed of it.
-        self._watchers: dict[str, list[Callable[[], TaskWatcher | None]]] = {}
-        self._last_news: dict[str, TaskUpdate] = {}
-        self._watch_lock = threading.Lock()
+        self._watches = TaskWatches()
 
     # -- lifecycle ---------------------------------------------------------
     def _ensure_open(self) -> None:
@@ -198,7 +206,7 @@ class Connection:
                 try:
                     parts = self._parts(message)
                     if parse_route(parts[0])["kind"] == Kind.TASK:
-                        self._task_news(TaskUpdate.from_parts(parts[1:]))
+                        self._watches.news(TaskUpdate.from_parts(parts[1:]))
                         continue
                     request_id, reply = self._parse_reply(parts)
                 except WireError as error:
@@ -224,7 +232,7 @@ class Connection:
             for future in pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError(lost))
-            self._end_watches(lost)
+            self._watches.end_all(ConnectionError(lost))
 
     @staticmethod
     def _parts(message: str | bytes) -> Parts:
@@ -245,55 +253,14 @@ class Connection:
         """Have the host push news of task ``task_id`` to this connection; ``on_news`` (held weakly when it
         is a bound method) gets each :class:`TaskUpdate`, on this connection's thread, and last the error
         that ends the watch, if one does."""
-        held: Callable[[], TaskWatcher | None] = (
-            weakref.WeakMethod(on_news) if inspect.ismethod(on_news) else (lambda: on_news)
-        )
-        with self._watch_lock:
-            watchers = self._watchers.setdefault(task_id, [])
-            watchers.append(held)
-            first, known = len(watchers) == 1, self._last_news.get(task_id)
-        if known is not None:
-            on_news(known)
-        if not first:
+        if not self._watches.add(task_id, on_news):
             return
         try:
             _, future = self.submit(Kind.WATCH, task_id)
         except GreenroomError as error:
-            self._end_watch(task_id, error)
+            self._watches.end(task_id, error)
             return
-
-        def answered(done: concurrent.futures.Future[Reply]) -> None:
-            try:
-                reply = done.result()
-                if not reply.ok:
-                    reply.result()
-            except Exception as error:  # noqa: BLE001 - the watch ends with the reason, told to its watchers
-                self._end_watch(task_id, error)
-
-        future.add_done_callback(answered)
-
-    def _task_news(self, news: TaskUpdate) -> None:
-        with self._watch_lock:
-            watchers = list(self._watchers.get(news.task_id, ()))
-            if watchers:
-                self._last_news[news.task_id] = news
-        for held in watchers:
-            watcher = held()
-            if watcher is not None:
-                watcher(news)
-
-    def _end_watch(self, task_id: str, error: BaseException) -> None:
-        with self._watch_lock:
-            watchers = self._watchers.pop(task_id, [])
-            self._last_news.pop(task_id, None)
-        for held in watchers:
-            watcher = held()
-            if watcher is not None:
-                watcher(error)
-
-    def _end_watches(self, reason: str) -> None:
-        for task_id in list(self._watchers):
-            self._end_watch(task_id, ConnectionError(reason))
+        future.add_done_callback(functools.partial(watch_answered, self._watches, task_id))
 
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
@@ -302,7 +269,7 @@ class Connection:
         for future in pending.values():
             if not future.done():
                 future.set_exception(ConnectionError(f"the connection to {self.endpoint.url} was closed"))
-        self._end_watches(f"the connection to {self.endpoint.url} was closed")
+        self._watches.end_all(ConnectionError(f"the connection to {self.endpoint.url} was closed"))
         if ws is not None:
             self._loop.call_soon_threadsafe(ws.close)
         if self._loop.is_closed():

@@ -22,6 +22,7 @@ from . import importer
 from .api import connect, server
 from .connection import Connection
 from .errors import GreenroomError
+from .localconnection import LocalConnection
 from .report import (
     Report,
     Section,
@@ -39,6 +40,8 @@ _COMMANDS = ("functions", "status", "tasks", "reload", "connect")
 
 def _where() -> str:
     transport = server._transport
+    if isinstance(transport, LocalConnection):
+        return f"connected to {transport.endpoint.url} over its local socket ({transport.endpoint.source})"
     if isinstance(transport, Connection):
         return f"connected to {transport.endpoint.url} ({transport.endpoint.source})"
     return "not connected yet (the first call finds the host)"

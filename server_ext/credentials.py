@@ -34,15 +34,17 @@ class Credentials:
         """Constant-time check of ``token`` for ``client_id``."""
         return hmac.compare_digest(self.token_for(client_id).encode(), token.encode("utf-8", "replace"))
 
-    def write_runtime_file(self, url: str) -> str:
-        """Write the 0600 file through which same-user processes find this host."""
+    def write_runtime_file(self, url: str, socket_path: str = "") -> str:
+        """Write the 0600 file through which same-user processes find this host (and its local call socket,
+        if it has one)."""
         directory = jupyter_runtime_dir()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, f"greenroom-{os.getpid()}.json")
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            json.dump({"url": url, "pid": os.getpid(), "token": self.token_for(LOCAL_ID)}, handle)
+            info = {"url": url, "pid": os.getpid(), "token": self.token_for(LOCAL_ID)}
+            json.dump({**info, "socket": socket_path} if socket_path else info, handle)
         self.runtime_file = path
         return path
 

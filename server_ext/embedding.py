@@ -11,6 +11,7 @@ and awaits :meth:`stop` when it stops.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .handlers import BareCallSocketHandler, CallSocketHandler, StatusHandler
 from .host import Host
 from .identity import Authenticator
 from .kernels import inject_credentials
+from .localcalls import LocalCallListener
 
 __all__ = ["CALL_SOCKET_PATH", "STATUS_PATH", "HostEmbedding"]
 
@@ -47,8 +49,12 @@ class HostEmbedding:
         live_kernel_ids = kernel_manager.list_kernel_ids if kernel_manager is not None else None
         self.host = Host(config, root, log, live_kernel_ids=live_kernel_ids)
         self.authenticators = list(authenticators(self.host))
+        #: The unix socket the kernels it launches call over (they are on this machine).
+        self.local_calls: LocalCallListener | None = None
         if kernel_manager is not None and kernels_call_this_host:
-            inject_credentials(kernel_manager, url_of, self.host.credentials)
+            path = os.path.join(self.host.socket_dir, "calls.sock")
+            self.local_calls = LocalCallListener(path, self.host, self.authenticators, self.host.log)
+            inject_credentials(kernel_manager, url_of, self.host.credentials, path)
 
     def settings(self) -> dict[str, Any]:
         """What greenroom's handlers find in the tornado application's settings."""
@@ -73,8 +79,13 @@ class HostEmbedding:
         IOLoop.current().add_callback(self._start)
 
     async def _start(self) -> None:
-        self.host.credentials.write_runtime_file(self.url_of())
+        if self.local_calls is not None:
+            await self.local_calls.start()
+        local = self.local_calls.path if self.local_calls is not None else ""
+        self.host.credentials.write_runtime_file(self.url_of(), local)
         await self.host.start()
 
     async def stop(self) -> None:
+        if self.local_calls is not None:
+            self.local_calls.close()
         await self.host.stop()

@@ -114,7 +114,7 @@ class Generation:
         # Arrow's default allocators reserve address space up front, which the workers' memory limit
         # (RLIMIT_AS) refuses: the system allocator only takes what it uses.
         env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-        for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
+        for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID", "GREENROOM_SOCKET"):
             env.pop(name, None)
         self.process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, env=env, cwd=place.root, start_new_session=True

@@ -2,7 +2,8 @@
 
 The kernel manager's ``start_kernel`` is wrapped: the kernel id is assigned
 up front and ``GREENROOM_URL``, ``GREENROOM_KERNEL_ID`` and ``GREENROOM_TOKEN``
-are added to the kernel's environment.  Restarts keep the environment.
+are added to the kernel's environment, with ``GREENROOM_SOCKET`` (the host's local
+call socket) when the kernels run on the host's machine.  Restarts keep the environment.
 """
 
 from __future__ import annotations
@@ -31,15 +32,20 @@ def local_url(serverapp: Any) -> str:
     return reachable_url("https" if serverapp.certfile else "http", serverapp.ip, serverapp.port, serverapp.base_url)
 
 
-def kernel_environment(url: str, kernel_id: str, credentials: Credentials) -> dict[str, str]:
-    return {
+def kernel_environment(url: str, kernel_id: str, credentials: Credentials, socket_path: str = "") -> dict[str, str]:
+    environment = {
         "GREENROOM_URL": url,
         "GREENROOM_KERNEL_ID": kernel_id,
         "GREENROOM_TOKEN": credentials.token_for(f"kernel:{kernel_id}"),
     }
+    if socket_path:
+        environment["GREENROOM_SOCKET"] = socket_path  # the local call socket: the same host, fewer hops
+    return environment
 
 
-def inject_credentials(kernel_manager: Any, url_of: Callable[[], str], credentials: Credentials) -> None:
+def inject_credentials(
+    kernel_manager: Any, url_of: Callable[[], str], credentials: Credentials, socket_path: str = ""
+) -> None:
     """Wrap ``kernel_manager.start_kernel`` once (idempotent)."""
     original = kernel_manager.start_kernel
     if getattr(original, "__greenroom_wrapped__", False):
@@ -49,7 +55,7 @@ def inject_credentials(kernel_manager: Any, url_of: Callable[[], str], credentia
     async def start_kernel(*args: Any, kernel_id: str | None = None, **kwargs: Any) -> Any:
         kernel_id = kernel_id or str(uuid.uuid4())
         env = dict(kwargs.get("env") or os.environ)
-        env.update(kernel_environment(url_of(), kernel_id, credentials))
+        env.update(kernel_environment(url_of(), kernel_id, credentials, socket_path))
         kwargs["env"] = env
         result = original(*args, kernel_id=kernel_id, **kwargs)
         if hasattr(result, "__await__"):

@@ -14,7 +14,7 @@ async def test_kernel_gets_credentials_and_calls(start_kernel):
         "print(sorted(k for k in os.environ if k.startswith('GREENROOM_')))\n"
         "print(server.call('add', 1, 2), server.call('whoami'))"
     )
-    assert "['GREENROOM_KERNEL_ID', 'GREENROOM_TOKEN', 'GREENROOM_URL']" in out
+    assert "['GREENROOM_KERNEL_ID', 'GREENROOM_SOCKET', 'GREENROOM_TOKEN', 'GREENROOM_URL']" in out
     assert "3 ['kernel', 'whoami']" in out
 
 

@@ -59,7 +59,7 @@ def launch_host(tmp_path: Path, root: Path, *options: str, log_name: str = "host
     runtime = tmp_path / "host-runtime"
     runtime.mkdir(exist_ok=True)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
-    for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID"):
+    for name in ("GREENROOM_URL", "GREENROOM_TOKEN", "GREENROOM_KERNEL_ID", "GREENROOM_SOCKET"):
         env.pop(name, None)
     log = tmp_path / log_name
     process = start([GREENROOM, "host", str(root), "--port", str(free_port()), *options], str(log), env=env)
