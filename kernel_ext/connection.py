@@ -127,7 +127,8 @@ def find_endpoint() -> tuple[Endpoint | None, list[str]]:
             tried.append(f"{path}: stale (its server is not running)")
             continue
         headers = {"X-Greenroom-Token": str(info.get("token", "")), "X-Greenroom-Kernel-Id": ""}
-        socket_path = info.get("socket") if isinstance(info.get("socket"), str) else ""
+        found = info.get("socket")
+        socket_path = found if isinstance(found, str) else ""
         return Endpoint(str(info.get("url")), headers, f"runtime file {path}", socket_path), tried
     if not candidates:
         tried.append(f"no runtime file matches {pattern} (no greenroom host runs as this user)")
