@@ -167,8 +167,8 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
             Row.of(
                 "persistent: add(1,2) from a kernel",
                 sample,
-                "p50<=0.5, p99<=2",
-                sample.p50 <= 0.5 and sample.p99 <= 2.0,
+                "p99<=1 (p50: vs Anvil below)",
+                sample.p99 <= 1.0,
                 f"N={plan.kernel_calls_persistent}; {cpu.note()}",
             ),
             plotted=sample,
@@ -190,8 +190,8 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
             Row.of(
                 f"persistent: {plan.clients} concurrent clients",
                 sample,
-                ">=3000 calls/s",
-                sample.calls_per_s >= 3000,
+                "report (WebSocket)",
+                None,
                 f"{plan.client_seconds:g} s, latency under load; {cpu.note()}",
             )
         )
@@ -221,8 +221,8 @@ def bench_persistent(workdir: Path, plan: Plan, report: Report, plain_rss: float
             Row.of(
                 f"persistent: {plan.media_bytes / 2**20:g} MiB BlobMedia echo",
                 sample,
-                "p50<=50",
-                sample.p50 <= 50.0,
+                "p50<=30",
+                sample.p50 <= 30.0,
                 f"N={plan.media_repeat}; host RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB",
             )
         )
@@ -274,8 +274,8 @@ def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
             Row.of(
                 f"fresh: add(1,2) from a kernel, paced {plan.pace_ms:g} ms",
                 sample,
-                "p50<=2",
-                sample.p50 <= 2.0,
+                "p50<=1",
+                sample.p50 <= 1.0,
                 f"N={plan.paced_calls}; {cpu.note()}",
             ),
             plotted=sample,
@@ -287,7 +287,8 @@ def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
             Row.of(
                 "fresh: add(1,2) from a kernel, back to back",
                 sample,
-                "report (sustained rate)",
+                ">=1000 calls/s",
+                sample.calls_per_s >= 1000,
                 notes=f"N={plan.kernel_calls_fresh}; {cpu.note()}",
             ),
             plotted=sample,
@@ -309,8 +310,8 @@ def bench_fresh(workdir: Path, plan: Plan, report: Report) -> None:
             Row.of(
                 f"fresh: {plan.media_bytes / 2**20:g} MiB BlobMedia echo",
                 sample,
-                "p50<=50",
-                sample.p50 <= 50.0,
+                "p50<=30",
+                sample.p50 <= 30.0,
                 f"N={plan.media_repeat}",
             )
         )

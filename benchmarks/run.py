@@ -50,7 +50,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from common import FULL, QUICK, BenchmarkError, Plan, Report, elapsed, progress, render_table
+from common import FULL, QUICK, BenchmarkError, Plan, Report, Row, elapsed, progress, render_table
 from dask_bench import bench_dask
 from greenroom_bench import baseline_rss, bench_floors, bench_fresh, bench_persistent
 from hub_bench import bench_hub
@@ -86,10 +86,29 @@ def run(plan: Plan, quick: bool, peers: bool) -> Report:
         bench_floors(plan, report)
         if peers:
             bench_peers(workdir, plan, report)
+            compare_with_anvil(report)
     report.details["loadavg_at_end"] = os.getloadavg()
     report.details["seconds"] = elapsed()
     report.details["caption"] = caption(report)
     return report
+
+
+def compare_with_anvil(report: Report) -> None:
+    """DESIGN's persistent target: our whole path (kernel -> host -> worker) no slower than Anvil's warm worker
+    over its bare pipe, in the same run."""
+    ours = next((row for row in report.rows if row.what == "persistent: add(1,2) from a kernel"), None)
+    anvil = next((row for row in report.rows if row.what.startswith("peer: Anvil worker, warm")), None)
+    if ours is None or anvil is None or not ours.p50_ms or not anvil.p50_ms:
+        return
+    ratio = ours.p50_ms / anvil.p50_ms
+    report.add(
+        Row(
+            "persistent from a kernel vs Anvil's warm worker (p50)",
+            target="ratio<=1",
+            met=ratio <= 1.0,
+            notes=f"{ratio:.2f}x: {ours.p50_ms:.3f} ms against {anvil.p50_ms:.3f} ms, the whole path against one hop",
+        )
+    )
 
 
 def summary(report: Report) -> str:
