@@ -65,8 +65,9 @@ hub: $(VENV)/bin/python proxy
 	$(PY) -m pip install -q ".[data,examples,hub]"
 	cd notebooks/course && $(abspath $(VENV))/bin/jupyterhub -f jupyterhub_config.py
 
-bench: $(VENV)/bin/python
-	$(PY) -m pip install -q ".[bench,data]"
+# Every row: the hub rows need JupyterHub and its proxy, the Dask rows distributed (in the bench extra).
+bench: $(VENV)/bin/python proxy
+	$(PY) -m pip install -q ".[bench,data,hub]"
 	$(PY) benchmarks/run.py
 
 clean:
