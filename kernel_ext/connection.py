@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import glob
 import itertools
 import json
@@ -29,7 +28,7 @@ from .taskmessages import TaskUpdate
 from .watches import TaskWatcher, TaskWatches
 from .wire import Part, Parts, pack, parse_route, unpack
 
-__all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern", "watch_answered"]
+__all__ = ["Connection", "Endpoint", "find_endpoint", "runtime_file_pattern"]
 
 #: Largest message a client accepts from the host.
 CLIENT_MAX_MESSAGE = 1 << 30
@@ -57,16 +56,6 @@ class Endpoint:
         if base.startswith("http://"):
             return "ws://" + base[len("http://") :] + WS_PATH
         raise ConnectionError(f"greenroom URL must start with http:// or https://, not {self.url!r}")
-
-
-def watch_answered(watches: TaskWatches, task_id: str, done: concurrent.futures.Future[Reply]) -> None:
-    """The host answered a watch request: a refusal ends the watch, with the reason, for its watchers."""
-    try:
-        reply = done.result()
-        if not reply.ok:
-            reply.result()
-    except Exception as error:  # noqa: BLE001 - the watch ends with the reason, told to its watchers
-        watches.end(task_id, error)
 
 
 def refusal_reason(body: bytes, limit: int = 300) -> str:
@@ -254,14 +243,7 @@ class Connection:
         """Have the host push news of task ``task_id`` to this connection; ``on_news`` (held weakly when it
         is a bound method) gets each :class:`TaskUpdate`, on this connection's thread, and last the error
         that ends the watch, if one does."""
-        if not self._watches.add(task_id, on_news):
-            return
-        try:
-            _, future = self.submit(Kind.WATCH, task_id)
-        except GreenroomError as error:
-            self._watches.end(task_id, error)
-            return
-        future.add_done_callback(functools.partial(watch_answered, self._watches, task_id))
+        self._watches.watch(task_id, on_news, self.submit)
 
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""

@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import functools
 import itertools
 import json
 import socket
 import threading
 from dataclasses import dataclass, field
 
-from .connection import CLIENT_MAX_MESSAGE, CONNECT_TIMEOUT, Endpoint, watch_answered
-from .errors import ConnectionError, GreenroomError, WireError
+from .connection import CLIENT_MAX_MESSAGE, CONNECT_TIMEOUT, Endpoint
+from .errors import ConnectionError, WireError
 from .logs import log
 from .protocol import Kind, Reply, Request
 from .taskmessages import TaskUpdate
@@ -283,14 +282,7 @@ class LocalConnection:
     # -- tasks -----------------------------------------------------------------
     def watch(self, task_id: str, on_news: TaskWatcher) -> None:
         """Have the host push news of task ``task_id`` here (see :meth:`Connection.watch`)."""
-        if not self._watches.add(task_id, on_news):
-            return
-        try:
-            _, future = self.submit(Kind.WATCH, task_id)
-        except GreenroomError as error:
-            self._watches.end(task_id, error)
-            return
-        future.add_done_callback(functools.partial(watch_answered, self._watches, task_id))
+        self._watches.watch(task_id, on_news, self.submit)
 
     def close(self) -> None:
         """Close the connection; calls still waiting get :class:`ConnectionError`."""

@@ -11,14 +11,21 @@ others get the last news at once), and every watcher hears how its watch ended.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import inspect
 import threading
 import weakref
 from collections.abc import Callable
 
+from .errors import GreenroomError
+from .protocol import Kind, Reply
 from .taskmessages import TaskUpdate
 
-__all__ = ["TaskWatcher", "TaskWatches"]
+__all__ = ["Submit", "TaskWatcher", "TaskWatches"]
+
+#: Sends a request (kind, name) and returns its id and a future of the reply: a connection's ``submit``.
+Submit = Callable[[str, str], tuple[int, "concurrent.futures.Future[Reply]"]]
 
 #: Gets a task's news, or the error that ends its watch.
 TaskWatcher = Callable[[TaskUpdate | BaseException], None]
@@ -45,6 +52,26 @@ class TaskWatches:
         if known is not None:
             on_news(known)
         return first
+
+    def watch(self, task_id: str, on_news: TaskWatcher, submit: Submit) -> None:
+        """Add a watcher; for a task's first, ask the host (with ``submit``) to push its news.  A refusal
+        ends the watch, with the reason, for its watchers."""
+        if not self.add(task_id, on_news):
+            return
+        try:
+            _, future = submit(Kind.WATCH, task_id)
+        except GreenroomError as error:
+            self.end(task_id, error)
+            return
+        future.add_done_callback(functools.partial(self._answered, task_id))
+
+    def _answered(self, task_id: str, done: concurrent.futures.Future[Reply]) -> None:
+        try:
+            reply = done.result()
+            if not reply.ok:
+                reply.result()
+        except Exception as error:  # noqa: BLE001 - the watch ends with the reason, told to its watchers
+            self.end(task_id, error)
 
     def news(self, update: TaskUpdate) -> None:
         """The host pushed news of a task: every watcher of it hears it."""

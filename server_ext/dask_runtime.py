@@ -28,7 +28,7 @@ from greenroom.wire import Part, parse_route
 from .config import HostConfig
 from .dask_tasks import RemoteTaskLink, spawn_on
 from .generation import Generation
-from .generation_parts import NestedCall, TaskHooks
+from .generation_parts import NestedCall, TaskHooks, timed_out
 from .identity import Caller
 from .sessions import Sessions
 
@@ -312,12 +312,7 @@ class DaskRuntime:
                 result = await self.run(node, generation, remote, queue_key, request, answer)
                 return result
         except TimeoutError:
-            self.log.warning("%s() stopped after %.3g s (timeout)", request.name, timeout)
-            return Reply.of_error(
-                errors.TimeoutError(
-                    f"server function {request.name!r} did not finish within {timeout:g} s and was stopped"
-                )
-            )
+            return timed_out(self.log, request.name, timeout)
         except (errors.ExecutionTerminatedError, errors.ConnectionError) as error:
             return Reply.of_error(error)
         finally:

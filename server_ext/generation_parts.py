@@ -4,10 +4,12 @@ Kept apart so that the modules that hand these to a generation need not import i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from greenroom import errors
 from greenroom.protocol import Reply, Request, SessionParts
 from greenroom.wire import Part
 
@@ -17,7 +19,16 @@ from .links import Link
 if TYPE_CHECKING:
     from .generation import Generation
 
-__all__ = ["LendSession", "LoadFailed", "NestedCall", "NotStarted", "NotebookSource", "RuntimePlace", "TaskHooks"]
+__all__ = [
+    "LendSession",
+    "LoadFailed",
+    "NestedCall",
+    "NotStarted",
+    "NotebookSource",
+    "RuntimePlace",
+    "TaskHooks",
+    "timed_out",
+]
 
 #: Runs a server-to-server call: (caller, function name, payload, buffers, queue key, lent session) -> reply.
 NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None], Awaitable[Reply]]
@@ -55,3 +66,11 @@ class RuntimePlace:
     root: str
     socket_path: str
     key: str
+
+
+def timed_out(log: logging.Logger, name: str | None, timeout: float) -> Reply:
+    """The reply to a call stopped by its timeout (on whichever runtime it ran), logged once."""
+    log.warning("%s() stopped after %.3g s (timeout)", name, timeout)
+    return Reply.of_error(
+        errors.TimeoutError(f"server function {name!r} did not finish within {timeout:g} s and was stopped")
+    )

@@ -29,7 +29,7 @@ from .config import HostConfig
 from .credentials import Credentials
 from .dask_runtime import DaskRuntime
 from .generation import Generation
-from .generation_parts import NotStarted, RuntimePlace
+from .generation_parts import NotStarted, RuntimePlace, timed_out
 from .identity import Caller
 from .links import Link, RuntimeListener
 from .looptasks import LoopTasks
@@ -301,12 +301,7 @@ class Host:
         except TimeoutError:
             if link is not None:
                 generation.kill(link)
-            self.log.warning("%s() stopped after %.3g s (timeout)", request.name, timeout)
-            return Reply.of_error(
-                errors.TimeoutError(
-                    f"server function {request.name!r} did not finish within {timeout:g} s and was stopped"
-                )
-            )
+            return timed_out(self.log, request.name, timeout)
         except (errors.ExecutionTerminatedError, ConnectionResetError):
             return Reply.of_error(
                 errors.ExecutionTerminatedError(
