@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,14 @@ def faults(pid: int) -> int:
     show up in its template's count once reaped)."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
     return int(fields[7]) + int(fields[8])
+
+
+def user_system(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` itself (system time is the kernel's work for it: syscalls,
+    wake-ups, page faults)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def kernel_pid(kernel: Kernel) -> int:
@@ -135,6 +144,7 @@ def main() -> int:
             raise BenchmarkError("no template pid")
         before = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
         faults_before = faults(runtime_pid)
+        host_split_before = user_system(server.pid)
         started = time.monotonic()
         raw = workdir / "host.raw"
         budget = max(5.0, arguments.calls * 0.004)
@@ -142,6 +152,9 @@ def main() -> int:
             sample = kernel_round_trips(kernel, arguments.calls, 0, arguments.pace_ms)
         seconds = time.monotonic() - started
         after = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
+        host_split = [
+            (a - b) / arguments.calls * 1e3 for a, b in zip(user_system(server.pid), host_split_before, strict=True)
+        ]
         faults_per_call = (faults(runtime_pid) - faults_before) / arguments.calls
         per_call = [(after[i] - before[i]) / arguments.calls * 1e3 for i in range(3)]
         result = {
@@ -151,6 +164,7 @@ def main() -> int:
             "p99_ms": round(sample.p99, 3),
             "calls_per_s": round(arguments.calls / seconds),
             "cpu_ms_per_call": dict(zip(("client", "host", "runtime"), (round(v, 3) for v in per_call), strict=True)),
+            "host_user_system_ms_per_call": [round(v, 3) for v in host_split],
             "runtime_page_faults_per_call": round(faults_per_call),
         }
         print(json.dumps(result))

@@ -140,6 +140,7 @@ class Server:
     def __init__(self) -> None:
         self._transport: Transport | None = None
         self._transport_lock = threading.Lock()
+        self._endpoint: Endpoint | None = None  # where a forked child reconnects: its parent's host
         self._local_session: dict[str, Any] = {}
         self._local_task_state: dict[str, Any] = {}
         self.no_loading_indicator = _NoLoadingIndicator()
@@ -184,7 +185,7 @@ class Server:
         if self._transport is None:
             with self._transport_lock:
                 if self._transport is None:
-                    endpoint, tried = find_endpoint()
+                    endpoint, tried = (self._endpoint, []) if self._endpoint is not None else find_endpoint()
                     if endpoint is None:
                         raise errors.ConnectionError(
                             "no greenroom host found; tried:\n  - " + "\n  - ".join(tried) + "\nRun this in a "
@@ -201,8 +202,23 @@ class Server:
         """Use ``transport`` for every call (``None``: find the host again on the next call)."""
         with self._transport_lock:
             previous, self._transport = self._transport, transport
+            self._endpoint = None
         if isinstance(previous, Connection | LocalConnection) and previous is not transport:
             previous.close()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child must not use its parent's connection: the socket is shared with the parent (replies
+        would go to whichever process reads first) and its reader thread did not survive the fork.  The
+        child connects again, to the same host with the same credentials, on its first call.  A process a
+        server function forks has no channel of its own to the host: its calls fail with a clear error."""
+        self._transport_lock = threading.Lock()  # another thread may have held it at the fork
+        inherited, self._transport = self._transport, None
+        if isinstance(inherited, LocalConnection | Connection):
+            if isinstance(inherited, LocalConnection):
+                inherited.abandon()
+            self._endpoint = inherited.endpoint
+        elif inherited is not None:
+            self._transport = _ForkedFromWorker()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call server function ``name`` and return its result; the loading indicator shows meanwhile."""
@@ -353,7 +369,25 @@ def _result(transport: Transport, reply: Reply) -> Any:
         return reply.result()
 
 
+class _ForkedFromWorker:
+    """The transport of a process that a server function forked: the worker's channel is the worker's."""
+
+    def request(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
+        raise errors.ConnectionError(
+            "this process was forked by a server function, and only the worker itself can call the host: call "
+            "server functions from the worker (before forking or after the forked processes return)"
+        )
+
+    async def request_async(
+        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
+    ) -> Reply:
+        return self.request(kind, name, payload, buffers)
+
+
 server = Server()
+os.register_at_fork(after_in_child=server._after_fork_in_child)
 
 
 def connect(url: str, token: str | None = None) -> Connection:

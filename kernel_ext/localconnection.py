@@ -284,6 +284,13 @@ class LocalConnection:
         """Have the host push news of task ``task_id`` here (see :meth:`Connection.watch`)."""
         self._watches.watch(task_id, on_news, self.submit)
 
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's socket.  Only the child's copy of the descriptor closes;
+        the parent's connection goes on untouched."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
     def close(self) -> None:
         """Close the connection; calls still waiting get :class:`ConnectionError`."""
         self._lost(f"the connection to {self.endpoint.url} was closed")
