@@ -5,8 +5,12 @@ from __future__ import annotations
 import fnmatch
 import os
 
-__all__ = ["Signature", "find_server_notebooks", "read_texts", "signature_of"]
+from greenroom.importer import code_cells
 
+__all__ = ["CodeCell", "Signature", "find_server_notebooks", "read_notebooks", "signature_of"]
+
+#: A code cell a server notebook runs: its number (1-based, among all cells) and its source.
+CodeCell = tuple[int, str]
 #: (relative path, mtime_ns, size) of every server notebook: a change means reload.
 Signature = tuple[tuple[str, int, int], ...]
 
@@ -40,13 +44,19 @@ def signature_of(root: str, notebooks: list[str]) -> Signature:
     return tuple(entries)
 
 
-def read_texts(root: str, notebooks: list[str]) -> list[str | None]:
-    """The text of each notebook (None where it cannot be read as UTF-8)."""
-    texts: list[str | None] = []
+def read_notebooks(root: str, notebooks: list[str]) -> list[tuple[list[CodeCell] | None, list[str] | None]]:
+    """Each notebook's code cells (as :func:`greenroom.importer.code_cells` picks them), or why it cannot be
+    read (``[error type, first line of the message]``).  Runs off the event loop: parsing validates."""
+    import nbformat  # the host has it loaded already: jupyter_server reads notebooks with it
+
+    read: list[tuple[list[CodeCell] | None, list[str] | None]] = []
     for notebook in notebooks:
         try:
             with open(os.path.join(root, notebook), encoding="utf-8") as handle:
-                texts.append(handle.read())
-        except (OSError, UnicodeDecodeError):
-            texts.append(None)
-    return texts
+                document = nbformat.read(handle, as_version=4)
+        except Exception as error:  # noqa: BLE001 - an unreadable notebook is reported, not fatal
+            first_line = str(error).splitlines()[0] if str(error) else repr(error)
+            read.append((None, [type(error).__name__, f"cannot read the notebook: {first_line}"]))
+            continue
+        read.append(([(number, source) for number, source in code_cells(document)], None))
+    return read

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from greenroom import errors
 from greenroom.protocol import Reply, Request, SessionParts
 from greenroom.wire import Part
 
+from .discovery import CodeCell
 from .identity import Caller
 from .links import Link
 
@@ -32,9 +33,22 @@ __all__ = [
 
 #: Runs a server-to-server call: (caller, function name, payload, buffers, queue key, lent session) -> reply.
 NestedCall = Callable[[Caller, str, Part, list[Part], str, SessionParts | None], Awaitable[Reply]]
-#: A notebook as the template loads it: ``notebook`` (path), ``text`` (as read; None if unreadable) and
-#: ``fallback`` (the last version that loaded, or None).
-NotebookSource = dict[str, str | None]
+
+
+class NotebookSource(TypedDict):
+    """A notebook as the host hands it to a template: its code cells, parsed by the host (so the template
+    never imports nbformat: its import alone costs a second and a fifth of the template's memory)."""
+
+    #: Its path, relative to the root.
+    notebook: str
+    #: The current version's code cells, ``[number, source]``; None when it cannot be read.
+    cells: list[CodeCell] | None
+    #: Why it cannot be read: ``[error type, message]``.
+    unreadable: list[str] | None
+    #: The cells of the last version that loaded, or None.
+    fallback: list[CodeCell] | None
+
+
 #: Answers a worker's first use of its call's session: the session, once the call may hold it.
 LendSession = Callable[[Link], Awaitable[Reply]]
 

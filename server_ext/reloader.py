@@ -18,7 +18,7 @@ from greenroom import errors
 from greenroom.protocol import LoadError
 
 from .config import HostConfig
-from .discovery import Signature, find_server_notebooks, read_texts, signature_of
+from .discovery import CodeCell, Signature, find_server_notebooks, read_notebooks, signature_of
 from .generation import Generation
 from .generation_parts import LendSession, LoadFailed, NestedCall, NotebookSource, RuntimePlace, TaskHooks
 from .looptasks import LoopTasks
@@ -53,7 +53,7 @@ class Reloader:
         #: A load that failed as a whole (the template died or took too long): the last generation serves on.
         self.rejected: tuple[Signature, list[LoadError]] | None = None
         #: The text of each notebook's last version that loaded: what a broken save falls back to.
-        self.last_good: dict[str, str] = {}
+        self.last_good: dict[str, list[CodeCell]] = {}
         self.ready = asyncio.Event()
         self.stopping = False
         self._loading: asyncio.Task[None] | None = None
@@ -166,10 +166,10 @@ class Reloader:
         number = self.next_number
         self.next_number += 1
         notebooks = [entry[0] for entry in signature]
-        texts = await asyncio.to_thread(read_texts, self.root, notebooks)
+        read = await asyncio.to_thread(read_notebooks, self.root, notebooks)
         sources: list[NotebookSource] = [
-            {"notebook": notebook, "text": text, "fallback": self.last_good.get(notebook)}
-            for notebook, text in zip(notebooks, texts, strict=True)
+            {"notebook": notebook, "cells": cells, "unreadable": unreadable, "fallback": self.last_good.get(notebook)}
+            for notebook, (cells, unreadable) in zip(notebooks, read, strict=True)
         ]
         generation = Generation(
             number,
@@ -197,8 +197,9 @@ class Reloader:
         loaded = generation.loaded.done() and not generation.loaded.exception()
         if loaded:  # each broken notebook already fell back to its last good version inside the generation
             for source in sources:
-                if source["notebook"] in generation.loaded_notebooks and source["text"] is not None:
-                    self.last_good[str(source["notebook"])] = source["text"]
+                cells = source["cells"]
+                if source["notebook"] in generation.loaded_notebooks and cells is not None:
+                    self.last_good[source["notebook"]] = cells
             for notebook in set(self.last_good) - set(notebooks):
                 del self.last_good[notebook]  # deleted from disk
             self.serving = generation

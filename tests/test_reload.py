@@ -55,7 +55,15 @@ async def test_invalid_json_keeps_last_good_version(client, host):
     assert await client.call("version") == 1
     serving = (await client.request("status"))["serving"]
     assert serving["load_errors"][0]["notebook"] == "app.server.ipynb"
+    assert serving["load_errors"][0]["message"].startswith("cannot read the notebook: "), serving["load_errors"]
     assert serving["older_versions"] == ["app.server.ipynb"]
+
+
+async def test_the_runtime_gets_code_cells_and_never_imports_nbformat(client, host):
+    # The host parses the notebooks: nbformat's import costs a template a second and a fifth of its memory.
+    source = "import sys\nfrom greenroom import server\n@server.callable\ndef loaded():\n    return 'nbformat' in sys.modules\n"
+    await asyncio.to_thread(write_notebook, Path(host.root, "app.server.ipynb"), "# skipped", source)
+    assert await client.call("loaded") is False
 
 
 async def test_a_broken_notebook_holds_back_only_itself(client, host):

@@ -2,6 +2,9 @@
 
 Each cell is compiled under a file name that names the notebook and cell, so
 tracebacks map back to (notebook, cell, line, function) without source text.
+The host parses the notebooks and sends their code cells: this process never
+imports nbformat (a second of CPU and a fifth of its memory, paid again by every
+fork).
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
-import nbformat
-
-from greenroom.importer import code_cells
 from greenroom.protocol import LoadError
 from greenroom.registry import functions
 
@@ -54,14 +54,7 @@ def _error(notebook: str, cell: int, error: BaseException) -> LoadError:
     return LoadError.of(notebook, error, cell, line, message)
 
 
-def _load_one(path: str, notebook: str, shell: Any, text: str | None) -> LoadError | None:
-    try:
-        if text is None:
-            raise OSError(f"{notebook} could not be read")
-        document = nbformat.reads(text, as_version=4)
-    except Exception as error:  # noqa: BLE001 - unreadable notebook: reported, not fatal
-        first_line = str(error).splitlines()[0] if str(error) else repr(error)
-        return LoadError.of(notebook, error, message=f"cannot read the notebook: {first_line}")
+def _load_one(path: str, notebook: str, shell: Any, cells: list[Any]) -> LoadError | None:
     stem = os.path.basename(path)[: -len(".ipynb")].replace(".", "_")
     namespace: dict[str, Any] = {
         "__name__": f"greenroom_server_{stem}",
@@ -69,7 +62,7 @@ def _load_one(path: str, notebook: str, shell: Any, text: str | None) -> LoadErr
         "__builtins__": builtins,
         "get_ipython": lambda: shell,
     }
-    for index, cell_source in code_cells(document):
+    for index, cell_source in cells:
         try:
             source = shell.transform_cell(cell_source)
             code = compile(source, cell_filename(notebook, index), "exec")
@@ -80,9 +73,11 @@ def _load_one(path: str, notebook: str, shell: Any, text: str | None) -> LoadErr
 
 
 def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
-    """Load the notebooks the host sent (``notebook``: path relative to ``root``; ``text``: its content as the
-    host read it; ``fallback``: the last version of it that loaded, if any) into this process.  A notebook
-    whose current version fails falls back to its last good one; each notebook stands alone."""
+    """Load the notebooks the host sent (see ``greenroom.server_ext.generation_parts.NotebookSource``:
+    ``notebook``, its path relative to ``root``; ``cells``, the code cells of its current version, or
+    ``unreadable``, why there are none; ``fallback``, the cells of its last version that loaded) into this
+    process.  A notebook whose current version fails falls back to its last good one; each notebook stands
+    alone."""
     notebooks = [str(source["notebook"]) for source in sources]
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
@@ -103,7 +98,11 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
     with redirect_stdout(output), redirect_stderr(output):
         for source in sources:
             notebook = str(source["notebook"])
-            failure = _load_version(root, notebook, shell, source.get("text"))
+            if source.get("cells") is None:
+                kind, message = _unreadable(source.get("unreadable"), notebook)
+                failure: LoadError | None = LoadError(notebook, 0, 0, kind, message)
+            else:
+                failure = _load_version(root, notebook, shell, source["cells"])
             if failure is None:
                 loaded.append(notebook)
                 continue
@@ -121,12 +120,19 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
     }
 
 
-def _load_version(root: str, notebook: str, shell: Any, text: str | None) -> LoadError | None:
+def _unreadable(reason: Any, notebook: str) -> tuple[str, str]:
+    """The error type and message of a notebook the host could not read."""
+    if isinstance(reason, list) and len(reason) == 2 and all(isinstance(item, str) for item in reason):
+        return reason[0], reason[1]
+    return "OSError", f"{notebook} could not be read"
+
+
+def _load_version(root: str, notebook: str, shell: Any, cells: list[Any]) -> LoadError | None:
     """Load one version of one notebook; a version that fails contributes no function."""
     before = functions.snapshot()
     functions.current_notebook = notebook
     try:
-        failure = _load_one(os.path.join(root, notebook), notebook, shell, text)
+        failure = _load_one(os.path.join(root, notebook), notebook, shell, cells)
     except ValueError as error:  # a function name defined twice
         failure = LoadError.of(notebook, error)
     if failure is not None:
