@@ -30,6 +30,7 @@ __all__ = [
     "Parts",
     "Route",
     "check_count",
+    "frame_pieces",
     "frame_prefix",
     "pack",
     "parse_route",
@@ -56,6 +57,8 @@ MAX_PARTS = 1024
 #: Largest route header: it is parsed on the host's event loop, so it stays small.
 MAX_ROUTE = 65536
 _COUNT = struct.Struct("!I")
+#: Messages smaller than this are joined into one piece before they are written (see :func:`frame_pieces`).
+JOIN_BELOW = 65536
 
 
 _route_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -189,12 +192,16 @@ async def read_message(stream: asyncio.StreamReader, limit: int, max_parts: int 
         return done.value  # type: ignore[no-any-return]
 
 
+def frame_pieces(parts: Parts) -> Parts:
+    """What to write, in order, to send one message on a stream: a small message as one piece (one write,
+    one system call); a large one as its prefix and its parts as they are, so that no copy of the whole
+    message is made to join them."""
+    if sum(len(part) for part in parts) < JOIN_BELOW:
+        return [pack(parts)]
+    return [frame_prefix(parts), *parts]
+
+
 def send_message(sock: socket.socket, parts: Parts) -> None:
     """Write one message to a blocking stream socket."""
-    prefix = frame_prefix(parts)
-    if sum(len(part) for part in parts) < 65536:
-        sock.sendall(b"".join([prefix, *parts]))
-        return
-    sock.sendall(prefix)
-    for part in parts:
-        sock.sendall(part)
+    for piece in frame_pieces(parts):
+        sock.sendall(piece)

@@ -2,7 +2,7 @@
 kernels on the host's machine use (:mod:`.localcalls`).
 
 A transport hands :class:`ClientCalls` each message it receives, already split into parts, and gives it
-a ``send`` that writes one packed message (False once the client is gone).  Each request runs as its own
+a ``send`` that writes one message, given as its parts (False once the client is gone).  Each request runs as its own
 task, keyed by its id: a ``cancel`` stops it, a duplicate id is refused, and closing ends them all.
 
 Invariant: every request with an id gets exactly one reply (unless cancelled or the client is gone), and a
@@ -16,15 +16,15 @@ from collections.abc import Callable
 
 from greenroom.errors import GreenroomError, WireError
 from greenroom.protocol import Kind, Reply, Request
-from greenroom.wire import Parts, pack, parse_route
+from greenroom.wire import Parts, parse_route
 
 from .host import Host
 from .identity import Caller
 
 __all__ = ["ClientCalls", "SendMessage"]
 
-#: Writes one packed message to the client; False when it is gone.
-SendMessage = Callable[[bytes], bool]
+#: Writes one message (its parts) to the client; False when it is gone.
+SendMessage = Callable[[Parts], bool]
 
 
 class ClientCalls:
@@ -96,11 +96,11 @@ class ClientCalls:
         self._reply(request.request_id, reply)
 
     def _reply(self, request_id: int | None, reply: Reply) -> None:
-        self.send(pack(reply.pack(request_id)))
+        self.send(reply.pack(request_id))
 
     def _push(self, parts: Parts) -> None:
         """Send news the client did not ask for this time (a watched task's)."""
-        if not self.send(pack(parts)):
+        if not self.send(parts):
             self.host.background.unwatch(self)
 
     def close(self) -> None:

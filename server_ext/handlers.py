@@ -21,7 +21,7 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from greenroom.errors import WireError
-from greenroom.wire import unpack
+from greenroom.wire import Parts, pack, unpack
 
 from .clientcalls import ClientCalls
 from .host import Host
@@ -82,9 +82,9 @@ class CallChannel(WebSocketHandler):
             return
         self.calls.receive(parts)
 
-    def _send(self, data: bytes) -> bool:
+    def _send(self, parts: Parts) -> bool:
         try:
-            self.write_message(data, binary=True)
+            self.write_message(pack(parts), binary=True)  # one WebSocket message holds the whole frame
         except WebSocketClosedError:
             return False
         return True

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from greenroom.errors import WireError
 from greenroom.protocol import RUNTIME_MAX_PARTS, CallResult, Kind, Role
-from greenroom.wire import Parts, Route, frame_prefix, parse_route, read_message, route_bytes
+from greenroom.wire import Parts, Route, frame_pieces, parse_route, read_message, route_bytes
 
 from .identity import Caller
 from .looptasks import LoopTasks
@@ -65,7 +65,8 @@ class Link:
         """Queue a message a :mod:`greenroom.protocol` class packed (writes are buffered: no await)."""
         if self.closed:
             raise ConnectionResetError("runtime process is gone")
-        self.writer.writelines([frame_prefix(parts), *parts])
+        for piece in frame_pieces(parts):
+            self.writer.write(piece)
 
     async def receive(self, limit: int) -> tuple[Route, Parts]:
         parts = await read_message(self.reader, limit, RUNTIME_MAX_PARTS)

@@ -24,7 +24,7 @@ from tornado import web
 from tornado.httputil import HTTPHeaders
 
 from greenroom.errors import WireError
-from greenroom.wire import MAX_PARTS, pack, parse_route, read_message, route_bytes
+from greenroom.wire import MAX_PARTS, Parts, frame_pieces, pack, parse_route, read_message, route_bytes
 
 from .clientcalls import ClientCalls
 from .host import Host
@@ -109,10 +109,11 @@ class LocalCallListener:
             return None
         self._answer(writer, {"kind": "welcome"})
 
-        def send(data: bytes) -> bool:
+        def send(parts: Parts) -> bool:
             if writer.is_closing():
                 return False
-            writer.write(data)
+            for piece in frame_pieces(parts):
+                writer.write(piece)
             return True
 
         return ClientCalls(self.host, caller, send)
