@@ -16,6 +16,7 @@ only when an array is sent (then it already is) or arrives.
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 from typing import Any
 
@@ -31,6 +32,10 @@ MAX_DIMENSIONS = 64
 _KINDS = "biufcmMSUV"
 
 INSTALL_HINT = "pip install 'greenroom[data]'"
+
+#: A numpy type string as ``dtype.str`` writes it: byte order, kind, item size, and a datetime unit.
+_TYPESTR = re.compile(r"[<>|=][biufcmMSUV][0-9]+(\[[0-9]*[A-Za-z]+\])?")
+_MAX_FIELD_DEPTH = 8
 
 
 def _numpy() -> Any:
@@ -92,12 +97,29 @@ def _shape(raw: Any) -> tuple[int, ...]:
     return tuple(raw)
 
 
+def _check_descr(descr: Any, depth: int = 0) -> None:
+    """Only the type strings an encoder writes (``'<f8'``, ``'|S3'``, ``'<M8[ns]'``...), alone or as the
+    fields of a structured dtype: numpy reads many other spellings, some of them with a warning (a
+    deprecated alias), and a value from the wire must not make numpy warn."""
+    if isinstance(descr, str):
+        if not _TYPESTR.fullmatch(descr):
+            raise WireError(f"an array's dtype {descr[:100]!r} is not a numpy type string such as '<f8'")
+        return
+    if not isinstance(descr, list) or depth >= _MAX_FIELD_DEPTH:
+        raise WireError("an array's dtype must be a type string or a list of fields")
+    for field in descr:
+        if not isinstance(field, list) or len(field) not in (2, 3):
+            raise WireError("a structured dtype's fields are [name, dtype] or [name, dtype, shape]")
+        _check_descr(field[1], depth + 1)
+
+
 def decode_array(frame: Any, descr: Any, raw_shape: Any, fortran: Any) -> Any:
     """The array a frame and its description stand for; :class:`WireError` unless they match exactly.
     The array is writeable: it shares the frame's memory when that is writeable, else it is a copy."""
     numpy = _numpy()
     if not isinstance(descr, str | list) or type(fortran) is not bool:
         raise WireError("an array's description must be [descr, shape, fortran]")
+    _check_descr(descr)
     try:
         dtype = numpy.lib.format.descr_to_dtype(descr)
     except (TypeError, ValueError, KeyError, IndexError, RecursionError) as error:
