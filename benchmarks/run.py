@@ -12,8 +12,9 @@ What it does, with a server notebook that imports pandas (a realistic template):
 2. starts ``jupyter server`` with greenroom in persistent mode and measures
    ``add(1, 2)`` from a kernel the server launched (the timing loop runs inside
    the kernel), from one external process, and from 8 concurrent external
-   processes; drives the host to 100,000 calls while sampling its RSS; echoes a
-   10 MiB ``BlobMedia``;
+   processes (over the WebSocket and over the local call socket); drives the host
+   to 100,000 calls while sampling its RSS; echoes a 10 MiB ``BlobMedia``, 1 and
+   100 MiB DataFrames and a 100 MiB array (the large ones over both paths);
 3. does the same in fresh-state mode (the default), with a paced run (calls
    20 ms apart, slower than the runtime prepares fresh workers) and the
    sustained back-to-back rate;
