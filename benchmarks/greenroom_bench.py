@@ -112,8 +112,8 @@ def report_data(server: JupyterServer, plan: Plan, report: Report) -> None:
         what = "DataFrame" if kind == "frame" else "float64 array"
         path = ", local socket" if over_socket else ""
         progress(f"persistent: {size >> 20} MiB {what} echo{path}")
-        sample, local, nbytes = data_round_trips(server, kind, size, repeat, over_socket)
-        ratio = sample.p50 / local.p50
+        sample, baseline, nbytes = data_round_trips(server, kind, size, repeat, over_socket)
+        ratio = sample.p50 / baseline.p50
         target_met = ratio <= 2.0 if kind == "frame" and size >= 100 << 20 else None
         report.add(
             Row.of(
@@ -121,7 +121,7 @@ def report_data(server: JupyterServer, plan: Plan, report: Report) -> None:
                 sample,
                 "<=2x local" if target_met is not None else "-",
                 target_met,
-                f"N={repeat}; local {local_format} write+read p50 {local.p50:.1f} ms; ratio {ratio:.2f}",
+                f"N={repeat}; local {local_format} write+read p50 {baseline.p50:.1f} ms; ratio {ratio:.2f}",
             )
         )
 

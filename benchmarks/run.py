@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -108,7 +109,7 @@ def scale_to_floor(report: Report) -> None:
     thread) of 0.07 ms; when this run measures a slower one, each absolute target (a time or a rate) is
     scaled by that ratio and the table says so, with whether the unscaled target was met."""
     floor = next((row for row in report.rows if row.what == FLOOR_ROW), None)
-    if floor is None or not floor.p50_ms:
+    if floor is None or floor.p50_ms is None or not math.isfinite(floor.p50_ms) or floor.p50_ms <= 0:
         return
     ratio = floor.p50_ms / DESIGN_FLOOR_MS
     report.details["floor_ratio"] = round(ratio, 2)
@@ -127,7 +128,7 @@ def scale_to_floor(report: Report) -> None:
             row.target = f">={scaled:,.0f} calls/s (>={int(rate_target['limit']):,} /{ratio:.1f})"
         else:
             continue
-        unscaled = "met" if row.met else "not met"
+        unscaled = {True: "met", False: "not met", None: "not judged"}[row.met]
         row.met = measured is not None and (measured <= scaled if time_target is not None else measured >= scaled)
         row.notes = f"unscaled target {unscaled}; {row.notes}" if row.notes else f"unscaled target {unscaled}"
 

@@ -207,18 +207,15 @@ class Server:
             previous.close()
 
     def _after_fork_in_child(self) -> None:
-        """A forked child must not use its parent's connection: the socket is shared with the parent (replies
-        would go to whichever process reads first) and its reader thread did not survive the fork.  The
+        """A forked child's inherited connections are abandoned (see :mod:`greenroom.forks`); a kernel's
         child connects again, to the same host with the same credentials, on its first call.  A process a
-        server function forks has no channel of its own to the host: its calls fail with a clear error."""
+        server function forks keeps its worker's transport, which refuses to be used: it has no credentials
+        of its own.  The loading indicator is the parent's too: the child starts with none."""
         self._transport_lock = threading.Lock()  # another thread may have held it at the fork
-        inherited, self._transport = self._transport, None
+        loading.forget_after_fork()
+        inherited = self._transport
         if isinstance(inherited, LocalConnection | Connection):
-            if isinstance(inherited, LocalConnection):
-                inherited.abandon()
-            self._endpoint = inherited.endpoint
-        elif inherited is not None:
-            self._transport = _ForkedFromWorker()
+            self._transport, self._endpoint = None, inherited.endpoint
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call server function ``name`` and return its result; the loading indicator shows meanwhile."""
@@ -367,23 +364,6 @@ def _result(transport: Transport, reply: Reply) -> Any:
     __tracebackhide__ = True  # IPython shows the caller's line, not this frame
     with arriving_through(transport):
         return reply.result()
-
-
-class _ForkedFromWorker:
-    """The transport of a process that a server function forked: the worker's channel is the worker's."""
-
-    def request(
-        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
-    ) -> Reply:
-        raise errors.ConnectionError(
-            "this process was forked by a server function, and only the worker itself can call the host: call "
-            "server functions from the worker (before forking or after the forked processes return)"
-        )
-
-    async def request_async(
-        self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
-    ) -> Reply:
-        return self.request(kind, name, payload, buffers)
 
 
 server = Server()

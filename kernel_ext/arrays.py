@@ -108,8 +108,12 @@ def _check_descr(descr: Any, depth: int = 0) -> None:
     if not isinstance(descr, list) or depth >= _MAX_FIELD_DEPTH:
         raise WireError("an array's dtype must be a type string or a list of fields")
     for field in descr:
-        if not isinstance(field, list) or len(field) not in (2, 3):
+        if not isinstance(field, list) or len(field) not in (2, 3) or not isinstance(field[0], str):
             raise WireError("a structured dtype's fields are [name, dtype] or [name, dtype, shape]")
+        if len(field) == 3 and not (
+            isinstance(field[2], list) and all(type(size) is int and size >= 0 for size in field[2])
+        ):
+            raise WireError("a structured dtype field's shape is a list of sizes")
         _check_descr(field[1], depth + 1)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from . import forks
 from .errors import ConnectionError, GreenroomError, WireError
 from .logs import log
 from .protocol import Kind, Reply, Request
@@ -137,9 +138,13 @@ class Connection:
         self._thread.start()
         self._ws: WebSocketClientConnection | None = None
         self._watches = TaskWatches()
+        self._abandoned = False  # in a forked child: the parent's (see greenroom.forks)
+        forks.track(self)
 
     # -- lifecycle ---------------------------------------------------------
     def _ensure_open(self) -> None:
+        if self._abandoned:
+            raise forks.inherited_error()
         if self._ws is not None:
             return
         with self._lock:
@@ -245,8 +250,15 @@ class Connection:
         that ends the watch, if one does."""
         self._watches.watch(task_id, on_news, self.submit)
 
+    def abandon(self) -> None:
+        """In a forked child: refuse every later use.  Its thread did not survive the fork, and its socket
+        stays the parent's (nothing is closed: the parent's connection goes on untouched)."""
+        self._abandoned = True
+
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
+        if self._abandoned:
+            return  # the thread and the socket are the parent's
         ws, self._ws = self._ws, None
         pending, self._pending = self._pending, {}
         for future in pending.values():

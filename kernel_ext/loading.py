@@ -61,6 +61,13 @@ class LoadingState:
         if changed:
             self._notify(False)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the indicator and its listeners are the parent's (its lock may have been
+        held by a thread the child does not have)."""
+        self._lock = threading.Lock()
+        self._count = 0
+        self._callbacks.clear()
+
     def reset(self) -> None:
         """Forget listeners and the count (for tests)."""
         with self._lock:

@@ -22,6 +22,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+from . import forks
 from .connection import CLIENT_MAX_MESSAGE, CONNECT_TIMEOUT, Endpoint
 from .errors import ConnectionError, WireError
 from .logs import log
@@ -59,12 +60,16 @@ class LocalConnection:
         self._passive = 0  # futures waiting with no thread behind them
         self._watches = TaskWatches()
         self._news: collections.deque[TaskUpdate] = collections.deque()  # told once no thread reads
+        self._abandoned = False  # in a forked child: the parent's (see greenroom.forks)
+        forks.track(self)
 
     # -- opening -------------------------------------------------------------
     def _ensure_open(self) -> socket.socket:
         sock = self._sock
         if sock is not None:
             return sock
+        if self._abandoned:
+            raise forks.inherited_error()
         with self._open_lock:
             if self._sock is None:
                 self._sock = self._open()
@@ -285,8 +290,9 @@ class LocalConnection:
         self._watches.watch(task_id, on_news, self.submit)
 
     def abandon(self) -> None:
-        """In a forked child: let go of the parent's socket.  Only the child's copy of the descriptor closes;
-        the parent's connection goes on untouched."""
+        """In a forked child: let go of the parent's socket (only this process's copy of the descriptor
+        closes; the parent's connection goes on untouched) and refuse every later use."""
+        self._abandoned = True
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()

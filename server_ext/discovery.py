@@ -54,9 +54,11 @@ def read_notebooks(root: str, notebooks: list[str]) -> list[tuple[list[CodeCell]
         try:
             with open(os.path.join(root, notebook), encoding="utf-8") as handle:
                 document = nbformat.read(handle, as_version=4)
+            # nbformat only logs what its schema finds wrong: a cell's odd metadata fails here, still reported
+            cells = [(number, str(source)) for number, source in code_cells(document)]
         except Exception as error:  # noqa: BLE001 - an unreadable notebook is reported, not fatal
             first_line = str(error).splitlines()[0] if str(error) else repr(error)
             read.append((None, [type(error).__name__, f"cannot read the notebook: {first_line}"]))
             continue
-        read.append(([(number, source) for number, source in code_cells(document)], None))
+        read.append((cells, None))
     return read

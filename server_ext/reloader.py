@@ -52,7 +52,7 @@ class Reloader:
         self.next_number = 1
         #: A load that failed as a whole (the template died or took too long): the last generation serves on.
         self.rejected: tuple[Signature, list[LoadError]] | None = None
-        #: The text of each notebook's last version that loaded: what a broken save falls back to.
+        #: The code cells of each notebook's last version that loaded: what a broken save falls back to.
         self.last_good: dict[str, list[CodeCell]] = {}
         self.ready = asyncio.Event()
         self.stopping = False

@@ -1,6 +1,7 @@
 """Processes forked from a connected one: a kernel's children open their own connection to the same host
-(they never read their parent's replies, nor it theirs), and a process a server function forks gets a
-clear error instead of a share of its worker's channel."""
+(they never read their parent's replies, nor it theirs, nor drive its loading indicator), the parent's
+connection objects refuse to work in a child, and a process a server function forks gets a clear error
+instead of a share of its worker's channel, for calls and for the session alike."""
 
 from __future__ import annotations
 
@@ -19,25 +20,30 @@ def call_from_a_forked_child():
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        try:
-            server.call("add", 1, 2)
-            message = "the call went through"
-        except Exception as error:
-            message = f"{type(error).__name__}: {error}"
-        finally:
-            os.write(write_end, message.encode())
-            os._exit(0)
+        messages = []
+        for attempt in (lambda: server.call("add", 1, 2), lambda: server.session.get("x")):
+            try:
+                attempt()
+                messages.append("it went through")
+            except Exception as error:
+                messages.append(f"{type(error).__name__}: {error}")
+        os.write(write_end, "\\n".join(messages).encode())
+        os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as reading:
-        message = reading.read()
+        messages = reading.read().split("\\n")
     os.waitpid(pid, 0)
-    return [message, server.call("add", 2, 3)]
+    server.session["x"] = 1
+    return [messages, server.call("add", 2, 3), server.session["x"]]
 """
 
 KERNEL_FORKS_CODE = """
 import json, os
 from greenroom import server
+from greenroom.loading import loading
 server.call('add', 0, 0)
+parents = server._transport
+loading.on_change(lambda active: None)  # a listener of the parent's (a Form's indicator)
 children = []
 for n in range(3):
     read_end, write_end = os.pipe()
@@ -45,7 +51,12 @@ for n in range(3):
     if pid == 0:
         try:
             got = [server.call('echo', n, i) for i in range(60)]
-            report = [got == [[[n, i], {}] for i in range(60)], type(server._transport).__name__]
+            report = [got == [[[n, i], {}] for i in range(60)], type(server._transport).__name__, loading.listener_count]
+            try:
+                parents.request('functions')
+                report.append('the parent connection answered')
+            except server.ConnectionError as error:
+                report.append(str(error)[:40])
         except BaseException as error:
             report = [repr(error)]
         finally:
@@ -73,10 +84,13 @@ def server_files(jp_root_dir):
 async def test_a_kernels_forked_children_call_over_their_own_connections(start_kernel):
     kernel = await start_kernel()
     out = await kernel.run(KERNEL_FORKS_CODE, timeout=120)
-    assert json.loads(out.strip().splitlines()[-1]) == [True, [[True, "LocalConnection"]] * 3, 42]
+    child = [True, "LocalConnection", 0, "this process was forked from one connect"]
+    assert json.loads(out.strip().splitlines()[-1]) == [True, [child] * 3, 42]
 
 
 async def test_a_process_forked_by_a_server_function_is_told_it_cannot_call(client):
-    message, after = await client.call("call_from_a_forked_child")
-    assert message.startswith("ConnectionError: this process was forked by a server function"), message
-    assert after == 5  # the worker's own channel was untouched
+    messages, after, session_value = await client.call("call_from_a_forked_child")
+    assert len(messages) == 2, messages
+    for message in messages:  # a call, and the session's first use
+        assert message.startswith("ConnectionError: this process was forked from one connected"), message
+    assert [after, session_value] == [5, 1]  # the worker's own channel was untouched

@@ -59,6 +59,23 @@ async def test_invalid_json_keeps_last_good_version(client, host):
     assert serving["older_versions"] == ["app.server.ipynb"]
 
 
+async def test_a_notebook_nbformat_reads_but_whose_cells_are_odd_is_reported_while_the_last_good_serves(client, host):
+    assert await client.call("version") == 1
+    document = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [{"cell_type": "code", "metadata": None, "source": V2, "outputs": [], "execution_count": None}],
+    }
+    path = Path(host.root, "app.server.ipynb")
+    await asyncio.to_thread(path.write_text, json.dumps(document), encoding="utf-8")
+    assert await client.call("version") == 1
+    serving = (await client.request("status"))["serving"]
+    assert serving["load_errors"][0]["message"].startswith("cannot read the notebook: "), serving["load_errors"]
+    await asyncio.to_thread(write_notebook, path, V2)
+    assert await client.call("version") == 2  # and the next good save loads
+
+
 async def test_the_runtime_gets_code_cells_and_never_imports_nbformat(client, host):
     # The host parses the notebooks: nbformat's import costs a template a second and a fifth of its memory.
     source = "import sys\nfrom greenroom import server\n@server.callable\ndef loaded():\n    return 'nbformat' in sys.modules\n"

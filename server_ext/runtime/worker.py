@@ -20,6 +20,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from typing import Any
 
+from greenroom import forks
 from greenroom.api import CallContext, CallSession, User, current_call_session, server
 from greenroom.codec import decode_arguments, decode_json, encode_json
 from greenroom.errors import (
@@ -93,8 +94,16 @@ class WorkerTransport:
         self.max_values = max_values
         self.lock = threading.Lock()
         self.next_id = 0
+        self.abandoned = False  # in a process this worker forked (see greenroom.forks)
+        forks.track(self)
+
+    def abandon(self) -> None:
+        """In a process a server function forked: the channel stays the worker's (nothing is closed)."""
+        self.abandoned = True
 
     def _exchange(self, request: Request) -> Reply:
+        if self.abandoned:
+            raise forks.inherited_error()
         with self.lock:
             self.next_id += 1
             request.request_id = self.next_id
