@@ -13,6 +13,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,7 +35,8 @@ COLOURS = (
     ("peer: Kernel Gateway", "#8e6bbf"),
     ("peer: Dask", "#4a90d9"),
 )
-TARGETS_MS = ((0.5, "persistent p50 target"), (2.0, "fresh p50 target"))
+#: (ms, label) of the target lines when a run gives none.
+DEFAULT_TARGETS_MS = ((1.0, "fresh p50 target"),)
 
 
 def colour_of(label: str) -> str:
@@ -47,8 +49,14 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
 
 
-def plot_latencies(distributions: Mapping[str, Sequence[float]], path: Path, caption: str = "") -> None:
-    """Draw ``distributions`` (row name -> latencies in ms), in the given order from the top, to ``path``."""
+def plot_latencies(
+    distributions: Mapping[str, Sequence[float]],
+    path: Path,
+    caption: str = "",
+    targets: Sequence[Sequence[Any]] = DEFAULT_TARGETS_MS,
+) -> None:
+    """Draw ``distributions`` (row name -> latencies in ms), in the given order from the top, to ``path``,
+    with a vertical line for each of ``targets`` (ms, label)."""
     labels = [label for label, values in distributions.items() if values]
     data = [list(distributions[label]) for label in labels]
     figure, axes = plt.subplots(figsize=(12, 1.2 + 0.42 * len(labels)), layout="constrained")
@@ -73,8 +81,8 @@ def plot_latencies(distributions: Mapping[str, Sequence[float]], path: Path, cap
     axes.set_axisbelow(True)
     _separate_groups(axes, labels)
     _annotate(axes, labels, data)
-    for (value, name), style in zip(TARGETS_MS, ("--", ":")):
-        axes.axvline(value, color="#c0392b", linestyle=style, linewidth=1.0, label=f"{name} ({value:g} ms)")
+    for (value, name), style in zip(targets, ("--", ":", "-.")):
+        axes.axvline(float(value), color="#c0392b", linestyle=style, linewidth=1.0, label=f"{name} ({value:.3g} ms)")
     # The top rows are greenroom's persistent calls, far left: the upper right corner stays free.
     axes.legend(loc="upper right", fontsize=8, framealpha=0.9)
     axes.set_title("add(1, 2) round trip, one caller at a time: greenroom, floors and peers", fontsize=11)
@@ -113,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(arguments[0]) if arguments else DEFAULT_RESULTS
     png = Path(arguments[1]) if len(arguments) > 1 else DEFAULT_PNG
     document = json.loads(results.read_text(encoding="utf-8"))
-    plot_latencies(document.get("distributions", {}), png, document.get("details", {}).get("caption", ""))
+    details = document.get("details", {})
+    targets = details.get("plot_targets") or DEFAULT_TARGETS_MS
+    plot_latencies(document.get("distributions", {}), png, details.get("caption", ""), targets)
     return 0
 
 

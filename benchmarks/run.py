@@ -1,9 +1,9 @@
 """greenroom performance suite: one run, real Jupyter servers, the DESIGN.md targets, floors and peers.
 
-``.venv/bin/python benchmarks/run.py`` (about 2 minutes on 2 cores; every step is
-bounded, so a bad run ends well within 8), ``benchmarks/run.py --skip-peers``
-(greenroom and the floors only, about 1 minute) or ``benchmarks/run.py --quick``
-(a smoke run of about 40 s).
+``.venv/bin/python benchmarks/run.py`` (about 7 minutes on 2 cores; every step is
+bounded in time), ``benchmarks/run.py --skip-peers`` (without Anvil, Kernel Gateway
+and the Dask actor, about 5 minutes) or ``benchmarks/run.py --quick`` (a smoke run
+of about 2 minutes).
 
 What it does, with a server notebook that imports pandas (a realistic template):
 
@@ -101,7 +101,20 @@ def run(plan: Plan, quick: bool, peers: bool) -> Report:
     report.details["loadavg_at_end"] = os.getloadavg()
     report.details["seconds"] = elapsed()
     report.details["caption"] = caption(report)
+    report.details["plot_targets"] = plot_targets(report)
     return report
+
+
+def plot_targets(report: Report) -> list[tuple[float, str]]:
+    """The target lines of the plot: the persistent p50 target is Anvil's warm worker in this run; the fresh
+    one DESIGN's 1 ms, scaled by this run's floor like the table's."""
+    targets: list[tuple[float, str]] = []
+    anvil = next((row for row in report.rows if row.what.startswith("peer: Anvil worker, warm")), None)
+    if anvil is not None and anvil.p50_ms:
+        targets.append((anvil.p50_ms, "persistent p50 target: Anvil's warm worker, this run"))
+    ratio = max(1.0, float(report.details.get("floor_ratio", 1.0)))
+    targets.append((1.0 * ratio, f"fresh p50 target (1 ms x{ratio:.1f} floor)" if ratio > 1 else "fresh p50 target"))
+    return targets
 
 
 def scale_to_floor(report: Report) -> None:
@@ -182,7 +195,7 @@ def save(report: Report, path: Path) -> None:
 
 def draw(report: Report, path: Path, publish: bool) -> str:
     """The latency plot; where it went."""
-    plot_latencies(report.distributions, path, report.details["caption"])
+    plot_latencies(report.distributions, path, report.details["caption"], report.details["plot_targets"])
     if not publish:
         return str(path)
     DOCS_PLOT_FILE.parent.mkdir(parents=True, exist_ok=True)
