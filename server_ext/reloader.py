@@ -158,9 +158,11 @@ class Reloader:
             self._loading_signature = signature
             self._loading = self.tasks.spawn(self._load(signature))
         task = self._loading
-        await asyncio.shield(task)
-        if self._loading is task:
-            self._loading = None
+        try:
+            await asyncio.shield(task)
+        finally:
+            if self._loading is task and task.done():
+                self._loading = None  # loaded, or failed: the next call that finds a change starts afresh
 
     async def _load(self, signature: Signature) -> None:
         number = self.next_number

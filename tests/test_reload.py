@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from greenroom.errors import NoServerFunctionError
+from greenroom.errors import GreenroomError, NoServerFunctionError
 from helpers import wait_until, write_notebook
 
 V1 = "from greenroom import server\n@server.callable\ndef version():\n    return 1\n"
@@ -74,6 +74,29 @@ async def test_a_notebook_nbformat_reads_but_whose_cells_are_odd_is_reported_whi
     assert serving["load_errors"][0]["message"].startswith("cannot read the notebook: "), serving["load_errors"]
     await asyncio.to_thread(write_notebook, path, V2)
     assert await client.call("version") == 2  # and the next good save loads
+
+
+async def test_a_reload_that_fails_unexpectedly_is_tried_again(client, host, monkeypatch):
+    import greenroom.server_ext.reloader as reloader_module
+
+    assert await client.call("version") == 1
+    read_notebooks, failures = reloader_module.read_notebooks, []
+
+    def failing_once(root, notebooks):
+        if not failures:
+            failures.append(root)
+            raise RuntimeError("the disk went away")
+        return read_notebooks(root, notebooks)
+
+    monkeypatch.setattr(reloader_module, "read_notebooks", failing_once)
+    await asyncio.to_thread(write_notebook, Path(host.root, "app.server.ipynb"), V2)
+    outcomes = []
+    for _ in range(2):  # the first may fail (unless the file watcher met the failure first), never the next
+        try:
+            outcomes.append(await client.call("version"))
+        except GreenroomError as error:
+            outcomes.append(type(error).__name__)
+    assert failures and outcomes[-1] == 2, outcomes
 
 
 async def test_the_runtime_gets_code_cells_and_never_imports_nbformat(client, host):
