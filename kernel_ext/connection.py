@@ -138,12 +138,13 @@ class Connection:
         self._thread.start()
         self._ws: WebSocketClientConnection | None = None
         self._watches = TaskWatches()
-        self._abandoned = False  # in a forked child: the parent's (see greenroom.forks)
+        #: True in a forked child: the connection is the parent's (see :mod:`greenroom.forks`).
+        self.abandoned = False
         forks.track(self)
 
     # -- lifecycle ---------------------------------------------------------
     def _ensure_open(self) -> None:
-        if self._abandoned:
+        if self.abandoned:
             raise forks.inherited_error()
         if self._ws is not None:
             return
@@ -253,11 +254,11 @@ class Connection:
     def abandon(self) -> None:
         """In a forked child: refuse every later use.  Its thread did not survive the fork, and its socket
         stays the parent's (nothing is closed: the parent's connection goes on untouched)."""
-        self._abandoned = True
+        self.abandoned = True
 
     def close(self) -> None:
         """Close the connection and stop its thread; calls still waiting get :class:`ConnectionError`."""
-        if self._abandoned:
+        if self.abandoned:
             return  # the thread and the socket are the parent's
         ws, self._ws = self._ws, None
         pending, self._pending = self._pending, {}
@@ -301,7 +302,7 @@ class Connection:
 
     def cancel(self, request_id: int) -> None:
         """Ask the host to stop a call (sent when the caller is interrupted)."""
-        if self._ws is not None:
+        if self._ws is not None and not self.abandoned:
             data = pack(Request(Kind.CANCEL, request_id).pack())
             self._loop.call_soon_threadsafe(self._write, data, -1)
 
@@ -321,6 +322,8 @@ class Connection:
         self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
     ) -> Reply:
         """Await the reply to a request from any event loop."""
+        if self.abandoned:
+            raise forks.inherited_error()  # before the executor: a forked child's may have no threads
         loop = asyncio.get_running_loop()
         _, future = await loop.run_in_executor(None, self.submit, kind, name, payload, buffers)
         return await asyncio.wrap_future(future)

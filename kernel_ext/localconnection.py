@@ -60,7 +60,8 @@ class LocalConnection:
         self._passive = 0  # futures waiting with no thread behind them
         self._watches = TaskWatches()
         self._news: collections.deque[TaskUpdate] = collections.deque()  # told once no thread reads
-        self._abandoned = False  # in a forked child: the parent's (see greenroom.forks)
+        #: True in a forked child: the connection is the parent's (see :mod:`greenroom.forks`).
+        self.abandoned = False
         forks.track(self)
 
     # -- opening -------------------------------------------------------------
@@ -68,7 +69,7 @@ class LocalConnection:
         sock = self._sock
         if sock is not None:
             return sock
-        if self._abandoned:
+        if self.abandoned:
             raise forks.inherited_error()
         with self._open_lock:
             if self._sock is None:
@@ -234,6 +235,8 @@ class LocalConnection:
         self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
     ) -> Reply:
         """Await the reply to a request from any event loop (no thread blocks on it)."""
+        if self.abandoned:
+            raise forks.inherited_error()  # before the executor: a forked child's may have no threads
         loop = asyncio.get_running_loop()
         _, future = await loop.run_in_executor(None, self.submit, kind, name, payload, buffers)
         return await asyncio.wrap_future(future)
@@ -292,11 +295,13 @@ class LocalConnection:
     def abandon(self) -> None:
         """In a forked child: let go of the parent's socket (only this process's copy of the descriptor
         closes; the parent's connection goes on untouched) and refuse every later use."""
-        self._abandoned = True
+        self.abandoned = True
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
 
     def close(self) -> None:
         """Close the connection; calls still waiting get :class:`ConnectionError`."""
+        if self.abandoned:
+            return  # its waiting calls and watches are the parent's
         self._lost(f"the connection to {self.endpoint.url} was closed")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self
 
-from . import errors
+from . import errors, forks
 from .logs import log
 
 if TYPE_CHECKING:
@@ -102,6 +102,8 @@ class Task:
 
     def _latest(self) -> TaskUpdate:
         __tracebackhide__ = True
+        if getattr(self._source, "abandoned", False):
+            raise forks.inherited_error()  # a forked child: the news goes to the parent (and its lock may be held)
         if self._source is None:
             raise errors.GreenroomError(
                 "this Task is not connected to a greenroom host (it was decoded outside a call)"

@@ -154,7 +154,7 @@ class Reloader:
 
     # -- loading -------------------------------------------------------------
     async def _reload(self, signature: Signature) -> None:
-        if self._loading is None or self._loading_signature != signature:
+        if self._loading is None or self._loading.done() or self._loading_signature != signature:
             self._loading_signature = signature
             self._loading = self.tasks.spawn(self._load(signature))
         task = self._loading

@@ -65,7 +65,7 @@ async def test_a_notebook_nbformat_reads_but_whose_cells_are_odd_is_reported_whi
         "nbformat": 4,
         "nbformat_minor": 5,
         "metadata": {},
-        "cells": [{"cell_type": "code", "metadata": None, "source": V2, "outputs": [], "execution_count": None}],
+        "cells": [{"cell_type": "code", "metadata": {"tags": 5}, "source": V2, "outputs": [], "execution_count": None}],
     }
     path = Path(host.root, "app.server.ipynb")
     await asyncio.to_thread(path.write_text, json.dumps(document), encoding="utf-8")

@@ -143,6 +143,8 @@ class WorkerTransport:
     async def request_async(
         self, kind: str, name: str | None = None, payload: Part = b"", buffers: list[Part] | None = None
     ) -> Reply:
+        if self.abandoned:
+            raise forks.inherited_error()  # before the executor: a forked child's may have no threads
         return await asyncio.to_thread(self.request, kind, name, payload, buffers)
 
 
