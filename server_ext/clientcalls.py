@@ -7,6 +7,8 @@ task, keyed by its id: a ``cancel`` stops it, a duplicate id is refused, and clo
 
 Invariant: every request with an id gets exactly one reply (unless cancelled or the client is gone), and a
 malformed one is answered with a :class:`~greenroom.errors.WireError` while the client's other calls go on.
+A client that stops reading its replies cannot make the host hold more of them than one largest message
+(``max_message_size``): past that, its new requests are refused until it reads.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ from greenroom.wire import Parts, parse_route
 from .host import Host
 from .identity import Caller
 
-__all__ = ["ClientCalls", "SendMessage"]
+__all__ = ["ClientCalls", "SendMessage", "UnreadBytes"]
 
 #: Writes one message (its parts) to the client; False when it is gone.
 SendMessage = Callable[[Parts], bool]
+#: How many bytes written to the client it has not read yet (held by the host, waiting for the socket).
+UnreadBytes = Callable[[], int]
 
 
 class ClientCalls:
     """The requests of one authenticated client connection."""
 
-    def __init__(self, host: Host, caller: Caller, send: SendMessage) -> None:
+    def __init__(self, host: Host, caller: Caller, send: SendMessage, unread: UnreadBytes) -> None:
         self.host = host
         self.caller = caller
         self.send = send
+        self.unread = unread
         self.tasks: dict[int, asyncio.Task[None]] = {}
 
     def receive(self, parts: Parts) -> None:
@@ -54,6 +59,18 @@ class ClientCalls:
             return
         if request_id in self.tasks:
             self._reply(request_id, Reply.of_error(WireError(f"call id {request_id} is already in use")))
+            return
+        unread, limit = self.unread(), self.host.config.max_message_size
+        if unread > limit:
+            self._reply(
+                request_id,
+                Reply.of_error(
+                    GreenroomError(
+                        f"this connection has {unread} bytes of replies it has not read, more than max_message_size "
+                        f"({limit} bytes): read them before asking for more"
+                    )
+                ),
+            )
             return
         task = asyncio.get_running_loop().create_task(self._handle(request))
         self.tasks[request_id] = task

@@ -9,6 +9,7 @@ the ``greenroom`` resource); refusals happen before the socket opens.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,8 @@ class CallChannel(WebSocketHandler):
 
     caller: Caller
     calls: ClientCalls | None = None
+    #: Bytes of messages written to the client that have not left the host yet.
+    _unsent = 0
 
     @property
     def host(self) -> Host:
@@ -62,7 +65,7 @@ class CallChannel(WebSocketHandler):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"message": error.log_message or ""}))
             return False
-        self.calls = ClientCalls(self.host, self.caller, self._send)
+        self.calls = ClientCalls(self.host, self.caller, self._send, lambda: self._unsent)
         return True
 
     def open(self, *args: Any, **kwargs: Any) -> None:
@@ -83,11 +86,20 @@ class CallChannel(WebSocketHandler):
         self.calls.receive(parts)
 
     def _send(self, parts: Parts) -> bool:
+        data = pack(parts)  # one WebSocket message holds the whole frame
         try:
-            self.write_message(pack(parts), binary=True)  # one WebSocket message holds the whole frame
+            written = self.write_message(data, binary=True)
         except WebSocketClosedError:
             return False
+        self._unsent += len(data)
+        written.add_done_callback(lambda done: self._sent(done, len(data)))
         return True
+
+    def _sent(self, done: asyncio.Future[None], size: int) -> None:
+        """A message left the host (or the client went away first)."""
+        self._unsent -= size
+        if not done.cancelled():
+            done.exception()  # a client gone before it was written: retrieved, it is on_close's business
 
     def on_close(self) -> None:
         if self.calls is not None:

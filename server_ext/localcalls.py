@@ -116,7 +116,7 @@ class LocalCallListener:
                 writer.write(piece)
             return True
 
-        return ClientCalls(self.host, caller, send)
+        return ClientCalls(self.host, caller, send, writer.transport.get_write_buffer_size)
 
     @staticmethod
     def _answer(writer: asyncio.StreamWriter, route: dict[str, Any]) -> None:

@@ -127,3 +127,46 @@ async def test_the_local_socket_refuses_strangers_and_answers_bad_frames_while_t
     assert seen[5]["kind"] == "reply" and seen[5]["id"] == 8 and seen[5]["ok"]
     assert seen[6]["kind"] == "reply" and not seen[6]["ok"]
     assert await client.call("add", 2, 3) == 5  # the host serves on
+
+
+@pytest.mark.parametrize("greenroom_config", [{"max_message_size": 1 << 20}])
+async def test_a_client_that_stops_reading_its_replies_is_refused_more_until_it_reads(local_socket, host, client):
+    payload = json.dumps([["x" * ((1 << 19) - 64)], {}]).encode()  # each reply just over half the 1 MiB limit
+    sock = await asyncio.to_thread(local_socket, local_hello(host))
+    try:
+        assert (await asyncio.to_thread(read_reply, sock))["kind"] == "welcome"
+        base = host.call_ids
+        for request_id in (1, 2, 3):  # none read: 1.5 MiB of replies, less what the socket itself holds
+            await asyncio.to_thread(sock.sendall, pack(Request(Kind.CALL, request_id, "echo", payload).pack()))
+            started = base + request_id
+            await wait_until(lambda started=started: host.call_ids == started and not sum(host.in_flight.values()))
+        await asyncio.to_thread(sock.sendall, pack(Request(Kind.CALL, 4, "echo", payload).pack()))
+
+        def read_all() -> list:
+            replies, data = [], b""
+            while len(replies) < 4:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "closed"
+                data += chunk
+                while len(data) >= 4:
+                    (count,) = struct.unpack_from("!I", data)
+                    if len(data) < 4 + 8 * count:
+                        break
+                    size = 4 + 8 * count + sum(struct.unpack_from(f"!{count}Q", data, 4))
+                    if len(data) < size:
+                        break
+                    parts = unpack(data[:size], 1 << 24)
+                    route = json.loads(bytes(parts[0]))
+                    replies.append((route["id"], route["ok"], bytes(parts[1][:300])))
+                    data = data[size:]
+            return replies
+
+        replies = await asyncio.to_thread(read_all)
+        assert [(request_id, ok) for request_id, ok, _ in replies] == [(1, True), (2, True), (3, True), (4, False)]
+        assert b"replies it has not read" in replies[3][2], replies[3][2]
+        await asyncio.to_thread(sock.sendall, pack(Request(Kind.CALL, 5, "add", b"[[1, 2], {}]").pack()))
+        assert (await asyncio.to_thread(read_reply, sock))["ok"]  # read: served again
+    finally:
+        sock.close()
+    assert host.call_ids == base + 4  # calls 1, 2, 3 and 5 ran; the refused one never reached a worker
+    assert await client.call("add", 2, 3) == 5
