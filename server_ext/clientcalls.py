@@ -2,8 +2,9 @@
 kernels on the host's machine use (:mod:`.localcalls`).
 
 A transport hands :class:`ClientCalls` each message it receives, already split into parts, and gives it
-a ``send`` that writes one message, given as its parts (False once the client is gone).  Each request runs as its own
-task, keyed by its id: a ``cancel`` stops it, a duplicate id is refused, and closing ends them all.
+a ``send`` that writes one message, given as its parts (False once the client is gone), and an ``unread``
+that says how much of what it wrote the client has not taken yet.  Each request runs as its own task, keyed
+by its id: a ``cancel`` stops it, a duplicate id is refused, and closing ends them all.
 
 Invariant: every request with an id gets exactly one reply (unless cancelled or the client is gone), and a
 malformed one is answered with a :class:`~greenroom.errors.WireError` while the client's other calls go on.

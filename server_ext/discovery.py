@@ -6,6 +6,7 @@ import fnmatch
 import os
 
 from greenroom.importer import code_cells
+from greenroom.protocol import LoadError
 
 __all__ = ["CodeCell", "Signature", "find_server_notebooks", "read_notebooks", "signature_of"]
 
@@ -44,12 +45,12 @@ def signature_of(root: str, notebooks: list[str]) -> Signature:
     return tuple(entries)
 
 
-def read_notebooks(root: str, notebooks: list[str]) -> list[tuple[list[CodeCell] | None, list[str] | None]]:
+def read_notebooks(root: str, notebooks: list[str]) -> list[list[CodeCell] | LoadError]:
     """Each notebook's code cells (as :func:`greenroom.importer.code_cells` picks them), or why it cannot be
-    read (``[error type, first line of the message]``).  Runs off the event loop: parsing validates."""
+    read.  Runs off the event loop: parsing validates."""
     import nbformat  # the host has it loaded already: jupyter_server reads notebooks with it
 
-    read: list[tuple[list[CodeCell] | None, list[str] | None]] = []
+    read: list[list[CodeCell] | LoadError] = []
     for notebook in notebooks:
         try:
             with open(os.path.join(root, notebook), encoding="utf-8") as handle:
@@ -58,7 +59,7 @@ def read_notebooks(root: str, notebooks: list[str]) -> list[tuple[list[CodeCell]
             cells = [(number, str(source)) for number, source in code_cells(document)]
         except Exception as error:  # noqa: BLE001 - an unreadable notebook is reported, not fatal
             first_line = str(error).splitlines()[0] if str(error) else repr(error)
-            read.append((None, [type(error).__name__, f"cannot read the notebook: {first_line}"]))
+            read.append(LoadError.of(notebook, error, message=f"cannot read the notebook: {first_line}"))
             continue
-        read.append((cells, None))
+        read.append(cells)
     return read

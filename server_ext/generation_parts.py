@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from greenroom import errors
 from greenroom.protocol import Reply, Request, SessionParts
@@ -43,8 +43,8 @@ class NotebookSource(TypedDict):
     notebook: str
     #: The current version's code cells, ``[number, source]``; None when it cannot be read.
     cells: list[CodeCell] | None
-    #: Why it cannot be read: ``[error type, message]``.
-    unreadable: list[str] | None
+    #: Why it cannot be read: a :class:`~greenroom.protocol.LoadError` as data.
+    unreadable: dict[str, Any] | None
     #: The cells of the last version that loaded, or None.
     fallback: list[CodeCell] | None
 

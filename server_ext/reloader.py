@@ -170,8 +170,13 @@ class Reloader:
         notebooks = [entry[0] for entry in signature]
         read = await asyncio.to_thread(read_notebooks, self.root, notebooks)
         sources: list[NotebookSource] = [
-            {"notebook": notebook, "cells": cells, "unreadable": unreadable, "fallback": self.last_good.get(notebook)}
-            for notebook, (cells, unreadable) in zip(notebooks, read, strict=True)
+            {
+                "notebook": notebook,
+                "cells": None if isinstance(cells, LoadError) else cells,
+                "unreadable": cells.to_data() if isinstance(cells, LoadError) else None,
+                "fallback": self.last_good.get(notebook),
+            }
+            for notebook, cells in zip(notebooks, read, strict=True)
         ]
         generation = Generation(
             number,

@@ -99,8 +99,7 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
         for source in sources:
             notebook = str(source["notebook"])
             if source.get("cells") is None:
-                kind, message = _unreadable(source.get("unreadable"), notebook)
-                failure: LoadError | None = LoadError(notebook, 0, 0, kind, message)
+                failure: LoadError | None = LoadError.from_data(source.get("unreadable"))
             else:
                 failure = _load_version(root, notebook, shell, source["cells"])
             if failure is None:
@@ -118,13 +117,6 @@ def load_notebooks(root: str, sources: list[dict[str, Any]]) -> LoadResult:
         "older": older,
         "output": output.getvalue()[:MAX_LOAD_OUTPUT],
     }
-
-
-def _unreadable(reason: Any, notebook: str) -> tuple[str, str]:
-    """The error type and message of a notebook the host could not read."""
-    if isinstance(reason, list) and len(reason) == 2 and all(isinstance(item, str) for item in reason):
-        return reason[0], reason[1]
-    return "OSError", f"{notebook} could not be read"
 
 
 def _load_version(root: str, notebook: str, shell: Any, cells: list[Any]) -> LoadError | None:
