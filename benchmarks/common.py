@@ -282,38 +282,6 @@ def finish(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, str]
     return status, b"".join(chunks).decode(errors="replace")
 
 
-def rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` in MiB (Linux /proc)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise BenchmarkError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User + system CPU seconds of ``pid`` itself, and of its children it has reaped (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid``, its live children and its reaped children (the runtime: template + workers)."""
-    own, reaped = cpu_seconds(pid)
-    total = own + reaped
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
-    except OSError:
-        children = []
-    for child in children:
-        try:
-            total += cpu_seconds(int(child))[0]
-        except OSError:
-            pass  # ended in between; counted once its parent reaps it
-    return total
-
-
 def tail(path: Path, lines: int = 20, titled: bool = False) -> str:
     """The last ``lines`` lines of a log (``titled``: under a line that names the file)."""
     try:

@@ -15,7 +15,8 @@ import timeit
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import BenchmarkError, Plan, Report, Row, Sample, progress, rss_mb
+from common import BenchmarkError, Plan, Report, Row, Sample, progress
+from procstat import rss_mb
 from servers import CpuMeter, JupyterServer, Kernel, run_clients, running
 from task_bench import bench_tasks
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from common import BenchmarkError, cpu_seconds, end_process, tree_cpu_seconds
+from common import BenchmarkError, end_process
 from dask_bench import dask_cluster
 from greenroom_bench import kernel_round_trips
+from procstat import cpu_seconds, tree_cpu_seconds, user_system_seconds
 from servers import JupyterServer, Kernel, running
 
 MODES = {
@@ -39,14 +39,6 @@ def faults(pid: int) -> int:
     show up in its template's count once reaped)."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
     return int(fields[7]) + int(fields[8])
-
-
-def user_system(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of ``pid`` itself (system time is the kernel's work for it: syscalls,
-    wake-ups, page faults)."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def kernel_pid(kernel: Kernel) -> int:
@@ -144,7 +136,7 @@ def main() -> int:
             raise BenchmarkError("no template pid")
         before = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
         faults_before = faults(runtime_pid)
-        host_split_before = user_system(server.pid)
+        host_split_before = user_system_seconds(server.pid)
         started = time.monotonic()
         raw = workdir / "host.raw"
         budget = max(5.0, arguments.calls * 0.004)
@@ -153,7 +145,8 @@ def main() -> int:
         seconds = time.monotonic() - started
         after = (cpu_seconds(client_pid)[0], cpu_seconds(server.pid)[0], tree_cpu_seconds(runtime_pid))
         host_split = [
-            (a - b) / arguments.calls * 1e3 for a, b in zip(user_system(server.pid), host_split_before, strict=True)
+            (a - b) / arguments.calls * 1e3
+            for a, b in zip(user_system_seconds(server.pid), host_split_before, strict=True)
         ]
         faults_per_call = (faults(runtime_pid) - faults_before) / arguments.calls
         per_call = [(after[i] - before[i]) / arguments.calls * 1e3 for i in range(3)]

@@ -24,15 +24,14 @@ import nbformat
 from common import (
     CLIENT_READY_TIMEOUT,
     BenchmarkError,
-    cpu_seconds,
     end_process,
     free_port,
     progress,
     tail,
-    tree_cpu_seconds,
     wait_until_ready,
 )
 from jupyter_client import BlockingKernelClient
+from procstat import cpu_seconds, tree_cpu_seconds
 from task_bench import TASK_FUNCTIONS
 
 HERE = Path(__file__).resolve().parent
